@@ -1,0 +1,115 @@
+// The backend interface: the coarse, fusable ops the model graphs are written against.
+//
+// Two implementations: CPU (src/backend/cpu, fp32, the reference; OpenBLAS GEMM, plain loops) and CUDA
+// (src/backend/cuda, bf16 storage with fp32 accumulation; cuBLASLt, cuDNN, our kernels). tests/backend_ops
+// runs every op on both with the same random inputs and compares, like llama.cpp's test-backend-ops.
+//
+// Conventions for every op:
+//  - all tensors are contiguous and live on the backend's device; outputs are allocated by the caller
+//    (backend.empty) with the exact shape documented, and every element of an output is written;
+//  - the CPU backend takes F32 tensors; the CUDA backend takes F32 or BF16 (all float inputs and the output
+//    of one call share one dtype) and accumulates in fp32;
+//  - shapes, dtypes and devices are validated before any work; a mismatch throws sparvar::Error naming the
+//    op, the argument and both shapes;
+//  - in/out aliasing (y the same tensor as x) is allowed for elementwise ops (activation, add, mul,
+//    adaln_modulate, rope, l2_normalize, softmax, norms), not for linear, attention, conv2d, resample, permute.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sparvar {
+
+enum class Activation { None, GeluTanh, Silu };
+enum class ResampleMode { Nearest, Bilinear, Bicubic, Area };
+
+// Block mask over scales for dense attention. Query rows [q_ends[s-1], q_ends[s]) (q_ends[-1] = 0) see key
+// columns [0, k_ends[s]). Empty = every query sees every key. Used for the whole-sequence (teacher-forced)
+// pass, where queries of scale s see the keys of scales 0..s; a single generation step needs no mask.
+struct ScaleMask {
+  std::vector<int64_t> q_ends;
+  std::vector<int64_t> k_ends;
+  bool empty() const { return q_ends.empty(); }
+};
+
+struct AttentionParams {
+  float softmax_scale = 1.0f;            // logits = scale * q.k
+  ScaleMask mask;                         // see ScaleMask
+  std::vector<int32_t> kv_lengths;        // per batch item: keys [len, Nk) are masked (cross-attention to
+                                          // variable-length text); empty = all Nk valid. Every len >= 1.
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+
+  // ---- memory -------------------------------------------------------------------------------------
+  virtual Tensor empty(const Shape& shape, DType dtype) = 0;
+  // A copy of a host tensor on this backend, converted to dtype.
+  virtual Tensor upload(const Tensor& host, DType dtype) = 0;
+  // A host copy of t, converted to F32.
+  virtual Tensor download(const Tensor& t) = 0;
+  // dst = src converted (same element count, any float dtypes; both on this backend).
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- dense algebra ------------------------------------------------------------------------------
+  // y[..., N] = act(x[..., K] @ w[N, K]^T + bias[N]). x's leading dims are flattened to M rows. bias may be
+  // null. This is nn.Linear with the bias and activation fused as an epilogue.
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) = 0;
+
+  // ---- elementwise and normalisation (all over the last dimension C unless said) --------------------
+  // y = act(x), any shape.
+  virtual void activation(const Tensor& x, Activation act, Tensor& y) = 0;
+  // y = a + b, or a * b; b's shape equals a suffix of a's shape (broadcast over the leading dims).
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& y) = 0;
+  virtual void mul(const Tensor& a, const Tensor& b, Tensor& y) = 0;
+  // y = (x - mean) / sqrt(var + eps) * w + b; w, b of shape [C] or null (no affine).
+  virtual void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) = 0;
+  // y = x / sqrt(mean(x^2) + eps) * w; w of shape [C] or null.
+  virtual void rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor& y) = 0;
+  // AdaLN: x [B, N, C], scale and shift [B, C]: y[b,n,c] = x[b,n,c] * (1 + scale[b,c]) + shift[b,c].
+  virtual void adaln_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) = 0;
+  // Softmax over the last dimension, any shape.
+  virtual void softmax(const Tensor& x, Tensor& y) = 0;
+  // x [B, H, N, D]: y = x / max(||x||_2, eps) * head_scale[h]; head_scale [H] or null (= 1).
+  // (Infinity normalises q and k this way; q's learned per-head factor is passed as head_scale.)
+  virtual void l2_normalize(const Tensor& x, float eps, const Tensor* head_scale, Tensor& y) = 0;
+  // 2-D RoPE as Infinity applies it. x [B, H, N, D]; cos, sin [N, D/2] (F32 tables built by the model for
+  // the scale's grid). Pairs are interleaved: for i < D/2, (x0, x1) = (x[2i], x[2i+1]) becomes
+  // (cos*x0 - sin*x1, sin*x0 + cos*x1) with cos = cos[n, i], sin = sin[n, i].
+  virtual void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) = 0;
+  // y = x with dimensions permuted: y.shape[i] = x.shape[perm[i]]; up to 6 dims.
+  virtual void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) = 0;
+
+  // ---- attention ----------------------------------------------------------------------------------
+  // Dense attention. q [B, H, Nq, D], k and v [B, H, Nk, D], out [B, H, Nq, D]; softmax in fp32.
+  // A query row with no visible key (cannot happen with valid masks) is an error, not NaN.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
+                         Tensor& out) = 0;
+
+  // ---- images (NCHW) ------------------------------------------------------------------------------
+  // x [N, Cin, H, W], w [Cout, Cin, kh, kw], bias [Cout] or null; zero padding `pad` on every side, `stride`;
+  // y [N, Cout, (H + 2p - kh)/s + 1, (W + 2p - kw)/s + 1].
+  virtual void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, Tensor& y) = 0;
+  // x [N, C, H, W], C divisible by groups; w, b [C] or null. Statistics over (C/groups, H, W).
+  virtual void group_norm(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Tensor& y) = 0;
+  // x [N, C, H, W] -> y [N, C, H', W'] with the semantics of torch.nn.functional.interpolate:
+  // Nearest (floor(dst * in/out)), Bilinear and Bicubic (align_corners=False, cubic A = -0.75, border
+  // clamped), Area (adaptive average pooling).
+  virtual void resample(const Tensor& x, ResampleMode mode, Tensor& y) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);  // 0 = hardware concurrency
+// Throws Error when built without CUDA or when no CUDA device is present.
+std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+// True when this build has CUDA and a CUDA device can be used (tests skip otherwise).
+bool cuda_available();
+
+}  // namespace sparvar
