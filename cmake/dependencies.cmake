@@ -7,26 +7,32 @@ find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SPNG REQUIRED IMPORTED_TARGET spng)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
-pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
-find_path(CBLAS_INCLUDE_DIR cblas.h PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas REQUIRED)
+if(NOT CBLAS_INCLUDE_DIR)
+  find_path(CBLAS_INCLUDE_DIR cblas.h PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas REQUIRED)
+endif()
 if(SPARVAR_TESTS)
   find_package(GTest REQUIRED)
 endif()
 
 if(SPARVAR_CUDA)
   # CUTLASS/CuTe headers from PyPI nvidia-cutlass, cuDNN frontend headers from PyPI nvidia-cudnn-frontend.
+  # Both can be given directly (-DCUTLASS_INCLUDE_DIR=..., -DCUDNN_FE_INCLUDE_DIR=...), as on the GPU machine.
   find_package(Python3 REQUIRED COMPONENTS Interpreter)
-  execute_process(
-    COMMAND ${Python3_EXECUTABLE} -c "import cutlass_library, os; print(os.path.join(os.path.dirname(cutlass_library.__file__), 'source', 'include'))"
-    OUTPUT_VARIABLE CUTLASS_INCLUDE_DIR OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
-  if(NOT _rc EQUAL 0 OR NOT EXISTS "${CUTLASS_INCLUDE_DIR}/cute/tensor.hpp")
+  if(NOT CUTLASS_INCLUDE_DIR)
+    execute_process(
+      COMMAND ${Python3_EXECUTABLE} -c "import cutlass_library, os; print(os.path.join(os.path.dirname(cutlass_library.__file__), 'source', 'include'))"
+      OUTPUT_VARIABLE CUTLASS_INCLUDE_DIR OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  endif()
+  if(NOT EXISTS "${CUTLASS_INCLUDE_DIR}/cute/tensor.hpp")
     message(FATAL_ERROR "CUTLASS headers not found: pip install --no-deps nvidia-cutlass==4.2.0.0")
   endif()
-  execute_process(
-    COMMAND ${Python3_EXECUTABLE} -c "import sysconfig, os; print(os.path.join(sysconfig.get_paths()['purelib'], 'include'))"
-    OUTPUT_VARIABLE CUDNN_FE_INCLUDE_DIR OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT CUDNN_FE_INCLUDE_DIR)
+    execute_process(
+      COMMAND ${Python3_EXECUTABLE} -c "import sysconfig, os; print(os.path.join(sysconfig.get_paths()['purelib'], 'include'))"
+      OUTPUT_VARIABLE CUDNN_FE_INCLUDE_DIR OUTPUT_STRIP_TRAILING_WHITESPACE)
+  endif()
   if(NOT EXISTS "${CUDNN_FE_INCLUDE_DIR}/cudnn_frontend.h")
     message(FATAL_ERROR "cuDNN frontend headers not found: pip install --no-deps nvidia-cudnn-frontend")
   endif()
