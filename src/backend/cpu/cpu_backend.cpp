@@ -1,0 +1,58 @@
+// The CPU backend object and its memory ops; the compute ops live in the files named after them.
+#include "backend/cpu/cpu_backend.h"
+
+#include <cstring>
+#include <fmt/format.h>
+
+#include "backend/cpu/checks.h"
+
+namespace sparvar {
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<cpu::CpuBackend>(threads); }
+
+namespace cpu {
+
+CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+
+std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, fp32)", pool_.threads()); }
+
+Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
+  SPARVAR_CHECK(dtype == DType::F32, "empty: the cpu backend stores f32 tensors only, asked for {}{}",
+                dtype_name(dtype), shape_string(shape));
+  return Tensor::empty(shape, dtype);
+}
+
+Tensor CpuBackend::upload(const Tensor& host, DType dtype) {
+  SPARVAR_CHECK(host.defined(), "upload: host tensor is missing (undefined tensor)");
+  SPARVAR_CHECK(host.device() == Device::CPU, "upload: {} is not a host tensor", host.describe());
+  SPARVAR_CHECK(dtype == DType::F32,
+                "upload: the cpu backend stores f32 tensors only; cannot upload {} as {} (use f32)",
+                host.describe(), dtype_name(dtype));
+  return host.to_dtype(DType::F32);
+}
+
+Tensor CpuBackend::download(const Tensor& t) {
+  SPARVAR_CHECK(t.defined(), "download: tensor is missing (undefined tensor)");
+  SPARVAR_CHECK(t.device() == Device::CPU, "download: {} is not on the cpu backend", t.describe());
+  return t.to_dtype(DType::F32);
+}
+
+void CpuBackend::copy(const Tensor& src, Tensor& dst) {
+  SPARVAR_CHECK(src.defined() && dst.defined(), "copy: source or destination is missing (undefined tensor)");
+  SPARVAR_CHECK(src.device() == Device::CPU && dst.device() == Device::CPU,
+                "copy: {} -> {}: both must be on the cpu backend", src.describe(), dst.describe());
+  SPARVAR_CHECK(dtype_is_float(src.dtype()) && dtype_is_float(dst.dtype()),
+                "copy: {} -> {}: only float dtypes are copied", src.describe(), dst.describe());
+  SPARVAR_CHECK(src.numel() == dst.numel(), "copy: source {} and destination {} differ in element count",
+                shape_string(src.shape()), shape_string(dst.shape()));
+  if (src.data() == dst.data() && src.dtype() == dst.dtype()) return;
+  check_disjoint(src, dst, "copy", "source");
+  if (src.dtype() == dst.dtype()) {
+    std::memcpy(dst.data(), src.data(), src.nbytes());
+  } else {
+    convert_elements(src.data(), src.dtype(), dst.data(), dst.dtype(), static_cast<size_t>(src.numel()));
+  }
+}
+
+}  // namespace cpu
+}  // namespace sparvar

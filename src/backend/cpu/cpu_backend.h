@@ -1,0 +1,58 @@
+// The CPU reference backend: fp32 only, every op of backend.h. GEMMs (linear, conv2d, attention) go to
+// OpenBLAS, which threads itself; every other loop runs on this backend's thread pool. One .cpp per group of
+// ops (gemm, elementwise, norm, rope, attention, conv2d, resample, permute).
+//
+// Storage policy: the CPU backend holds F32 tensors only. empty() and upload() refuse any other dtype (a
+// bf16 upload on the CPU would only lose precision for nothing); upload() accepts host tensors of any
+// numeric dtype and converts them to F32. download() returns an F32 host copy.
+#pragma once
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace sparvar::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+
+  Device device() const override { return Device::CPU; }
+  std::string name() const override;
+
+  Tensor empty(const Shape& shape, DType dtype) override;
+  Tensor upload(const Tensor& host, DType dtype) override;
+  Tensor download(const Tensor& t) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+  void synchronize() override {}
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
+
+  void activation(const Tensor& x, Activation act, Tensor& y) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& y) override;
+  void mul(const Tensor& a, const Tensor& b, Tensor& y) override;
+  void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) override;
+  void rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor& y) override;
+  void adaln_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) override;
+  void softmax(const Tensor& x, Tensor& y) override;
+  void l2_normalize(const Tensor& x, float eps, const Tensor* head_scale, Tensor& y) override;
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) override;
+  void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
+                 Tensor& out) override;
+
+  void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, Tensor& y) override;
+  void group_norm(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Tensor& y) override;
+  void resample(const Tensor& x, ResampleMode mode, Tensor& y) override;
+
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  ThreadPool pool_;
+};
+
+// Scalar activations shared by linear's epilogue and activation(); GeluTanh is
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (torch's approximate="tanh"), Silu is x / (1 + exp(-x)).
+void apply_activation(float* data, int64_t n, Activation act);
+
+}  // namespace sparvar::cpu
