@@ -1,0 +1,86 @@
+// Entry point of dense attention: validation of shapes, mask and kv_lengths (the CPU backend's rules), then the
+// kernels of attention_dense.cu.
+#include "backend/cuda/attention_kernel.h"
+#include "backend/cuda/checks.h"
+#include "backend/cuda/cuda_backend.h"
+
+namespace sparvar::cuda {
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// Validates the mask against the shapes (the CPU backend's rules) and packs it for the kernels.
+AttentionVisibility make_visibility(const AttentionParams& params, int64_t B, int64_t Nq, int64_t Nk) {
+  constexpr const char* op = "attention";
+  const ScaleMask& mask = params.mask;
+  AttentionVisibility vis;
+  vis.nk = Nk;
+  SPARVAR_CHECK(mask.q_ends.size() == mask.k_ends.size(), "{}: mask has {} q_ends but {} k_ends", op,
+                mask.q_ends.size(), mask.k_ends.size());
+  SPARVAR_CHECK(mask.q_ends.size() <= kMaxMaskScales, "{}: mask has {} scales, at most {} are supported", op,
+                mask.q_ends.size(), kMaxMaskScales);
+  if (!mask.empty()) {
+    int64_t q_begin = 0;
+    for (size_t s = 0; s < mask.q_ends.size(); ++s) {
+      const int64_t q_end = mask.q_ends[s], k_end = mask.k_ends[s];
+      SPARVAR_CHECK(q_end >= q_begin && q_end <= Nq,
+                    "{}: mask q_ends[{}] = {} must be non-decreasing and within Nq = {}", op, s, q_end, Nq);
+      SPARVAR_CHECK(k_end >= 0 && k_end <= Nk, "{}: mask k_ends[{}] = {} is outside [0, Nk = {}]", op, s, k_end, Nk);
+      SPARVAR_CHECK(q_end == q_begin || k_end > 0, "{}: query rows [{}, {}) of mask scale {} see no key", op, q_begin,
+                    q_end, s);
+      vis.q_ends[s] = q_end;
+      vis.k_ends[s] = k_end;
+      q_begin = q_end;
+    }
+    SPARVAR_CHECK(q_begin == Nq, "{}: mask q_ends ends at {} but there are Nq = {} query rows", op, q_begin, Nq);
+    vis.num_scales = static_cast<int>(mask.q_ends.size());
+  }
+  if (!params.kv_lengths.empty()) {
+    SPARVAR_CHECK(static_cast<int64_t>(params.kv_lengths.size()) == B, "{}: kv_lengths has {} entries for batch size {}",
+                  op, params.kv_lengths.size(), B);
+    SPARVAR_CHECK(B <= kMaxKvBatch, "{}: kv_lengths supports batches up to {}, got {}", op, kMaxKvBatch, B);
+    for (size_t b = 0; b < params.kv_lengths.size(); ++b) {
+      SPARVAR_CHECK(params.kv_lengths[b] >= 1 && params.kv_lengths[b] <= Nk,
+                    "{}: kv_lengths[{}] = {} is outside [1, Nk = {}]", op, b, params.kv_lengths[b], Nk);
+      vis.kv_lengths[b] = params.kv_lengths[b];
+    }
+    vis.has_kv_lengths = 1;
+  }
+  return vis;
+}
+
+}  // namespace
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
+                            Tensor& out) {
+  constexpr const char* op = "attention";
+  check_compute(q, op, "q");
+  SPARVAR_CHECK(q.ndim() == 4, "{}: q must be [B, H, Nq, D], got {}", op, shape_string(q.shape()));
+  const int64_t B = q.dim(0), H = q.dim(1), Nq = q.dim(2), D = q.dim(3);
+  check_compute_like(k, q, op, "k");
+  SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D,
+                "{}: k {} does not match q {} (expected [{},{},Nk,{}])", op, shape_string(k.shape()),
+                shape_string(q.shape()), B, H, D);
+  const int64_t Nk = k.dim(2);
+  check_shaped_like(v, q, k.shape(), op, "v");
+  check_output(out, q, q.shape(), op);
+  check_disjoint(q, out, op, "q");
+  check_disjoint(k, out, op, "k");
+  check_disjoint(v, out, op, "v");
+  SPARVAR_CHECK(Nq == 0 || Nk > 0, "{}: q {} has query rows but k {} has no keys", op, shape_string(q.shape()),
+                shape_string(k.shape()));
+  SPARVAR_CHECK(Nk <= 0x7fffffff, "{}: Nk = {} is too large", op, Nk);
+  SPARVAR_CHECK(D <= kMaxHeadDim, "{}: head dim {} is not supported (at most {}; bf16 fast path: 64 or 128)", op,
+                D, kMaxHeadDim);
+  const AttentionVisibility vis = make_visibility(params, B, Nq, Nk);
+  if (out.numel() == 0) return;
+  SPARVAR_CHECK(B * H <= 65535, "{}: B * H = {} exceeds the grid limit 65535", op, B * H);
+  make_current();
+
+  const AttentionArgs args{q.data(), k.data(), v.data(), out.data(), H, Nq, Nk, static_cast<int>(D),
+                           params.softmax_scale * kLog2e};
+  launch_dense_attention(q.dtype(), args, vis, B * H, stream_);
+}
+
+}  // namespace sparvar::cuda

@@ -1,0 +1,25 @@
+// Argument validation for the CUDA ops, run on the host before any launch: every failure is a sparvar::Error
+// naming the op, the argument and the shapes involved.
+#pragma once
+
+#include <string_view>
+
+#include "core/tensor.h"
+
+namespace sparvar::cuda {
+
+// t is defined, on the cuda backend, and F32 or BF16.
+void check_compute(const Tensor& t, std::string_view op, std::string_view arg);
+// check_compute plus: same dtype as `like` (all float inputs and the output of one call share one dtype).
+void check_compute_like(const Tensor& t, const Tensor& like, std::string_view op, std::string_view arg);
+// check_compute_like plus an exact shape.
+void check_shaped_like(const Tensor& t, const Tensor& like, const Shape& shape, std::string_view op,
+                       std::string_view arg);
+// The output: dtype of `like`, exact shape.
+void check_output(const Tensor& y, const Tensor& like, const Shape& shape, std::string_view op);
+// Ops that cannot work in place: out shares no byte with in.
+void check_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
+// Elementwise ops: out is exactly in (same bytes) or disjoint from it.
+void check_same_or_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
+
+}  // namespace sparvar::cuda

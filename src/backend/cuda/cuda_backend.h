@@ -1,0 +1,62 @@
+// The CUDA backend: every op of backend.h for F32 and BF16 tensors (fp32 accumulation) on one device and one
+// stream. GEMMs go to cuBLASLt (gemm_cublaslt.cu), everything else to our kernels, one .cu per group of ops.
+// All work is queued on the backend's stream; download() and synchronize() wait for it.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+
+#include "backend/backend.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/gemm_cublaslt.h"
+
+namespace sparvar::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+
+  Device device() const override { return Device::CUDA; }
+  std::string name() const override;
+
+  Tensor empty(const Shape& shape, DType dtype) override;
+  Tensor upload(const Tensor& host, DType dtype) override;
+  Tensor download(const Tensor& t) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+  void synchronize() override;
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
+
+  void activation(const Tensor& x, Activation act, Tensor& y) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& y) override;
+  void mul(const Tensor& a, const Tensor& b, Tensor& y) override;
+  void layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, float eps, Tensor& y) override;
+  void rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor& y) override;
+  void adaln_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) override;
+  void softmax(const Tensor& x, Tensor& y) override;
+  void l2_normalize(const Tensor& x, float eps, const Tensor* head_scale, Tensor& y) override;
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) override;
+  void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
+
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
+                 Tensor& out) override;
+
+  void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, Tensor& y) override;
+  void group_norm(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Tensor& y) override;
+  void resample(const Tensor& x, ResampleMode mode, Tensor& y) override;
+
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  void make_current() const;
+
+  int device_;
+  cudaDeviceProp props_{};
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<GemmRunner> gemm_;
+  DeviceBuffer conv_columns_;  // im2col scratch, grown on demand and kept
+};
+
+}  // namespace sparvar::cuda

@@ -1,0 +1,68 @@
+// cuBLASLt matrix products in cuBLAS's column-major terms, with the plan (descriptors + chosen algorithm)
+// cached per shape and the workspace allocated once. Used by linear and by conv2d's im2col GEMMs.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "backend/cuda/device_buffer.h"
+#include "core/dtype.h"
+
+namespace sparvar::cuda {
+
+enum class GemmEpilogue { None, Bias, Gelu, GeluBias };
+
+// D[m, n] (column-major, ldc) = op(A)[m, k] op(B)[k, n] (+ bias[m], GELU), `batch` times with the strides.
+// A, B, D share `dtype` (F32 or BF16), as does bias; accumulation and compute are fp32.
+struct GemmShape {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  DType dtype = DType::BF16;
+  GemmEpilogue epilogue = GemmEpilogue::None;
+  uint32_t alignment = 16;  // the smallest alignment (bytes, <= 16) of A, B, D and bias
+
+  auto key() const {
+    return std::tuple(trans_a, trans_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c,
+                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment);
+  }
+};
+
+class GemmRunner {
+ public:
+  explicit GemmRunner(cudaStream_t stream);
+  ~GemmRunner();
+  GemmRunner(const GemmRunner&) = delete;
+  GemmRunner& operator=(const GemmRunner&) = delete;
+
+  // Runs the product. Returns false (doing nothing) when cuBLASLt has no algorithm for this epilogue, so the
+  // caller can run it without the epilogue and apply bias/activation itself.
+  bool run(GemmShape shape, const void* a, const void* b, void* d, const void* bias);
+
+ private:
+  struct Plan;
+  Plan* plan_for(const GemmShape& shape);
+  void tune(Plan& plan, const GemmShape& shape, const void* a, const void* b, void* d, const void* bias);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer workspace_;
+  bool autotune_ = true;
+  std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
+};
+
+// Smallest power-of-two alignment (<= 16 bytes) of a pointer.
+inline uint32_t pointer_alignment(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 16;
+  while (a > 1 && v % a != 0) a >>= 1;
+  return a;
+}
+
+}  // namespace sparvar::cuda

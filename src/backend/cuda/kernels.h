@@ -1,0 +1,77 @@
+// The launchers of our kernels (the .cu files), called by the op entry points (the .cpp files of the same name),
+// which validate every argument first. This header and the .cu files stay free of fmt and core/tensor.h
+// (nvcc's C++20 front end cannot compile fmt 9); launchers take raw pointers and sizes, pick the vector width
+// from sizes and alignment, and run on `stream`.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace sparvar::cuda {
+
+// Mirrors sparvar::Activation / ResampleMode (backend.h), converted in the .cpp files.
+enum class KernelAct { None, GeluTanh, Silu };
+enum class KernelResample { Nearest, Bilinear, Bicubic, Area };
+
+// ---- elementwise.cu
+// dst[i] = src[i] converted, for F32, F16 and BF16 in any pair.
+void launch_convert(const void* src, DType from, void* dst, DType to, int64_t n, cudaStream_t stream);
+// y = act(x) over n elements (y may be x).
+void launch_activation(DType dtype, const void* x, void* y, int64_t n, KernelAct act, cudaStream_t stream);
+// y[i] = a[i] + b[i % nb] (or *), n elements.
+void launch_broadcast(DType dtype, bool multiply, const void* a, const void* b, void* y, int64_t n, int64_t nb,
+                      cudaStream_t stream);
+// x, y [B, N, C]; scale, shift [B, C]: y = x * (1 + scale) + shift.
+void launch_adaln(DType dtype, const void* x, const void* scale, const void* shift, void* y, int64_t n,
+                  int64_t tokens, int64_t channels, cudaStream_t stream);
+// y[r, c] = act(y[r, c] + bias[c]) over a [rows, cols] matrix; bias may be null.
+void launch_bias_activation(DType dtype, void* y, const void* bias, int64_t rows, int64_t cols, KernelAct act,
+                            cudaStream_t stream);
+// NCHW: y[n, c, p] += bias[c] for p < plane.
+void launch_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t plane,
+                         cudaStream_t stream);
+
+// ---- norm.cu
+enum class RowNorm { Layer, Rms, L2 };
+struct RowNormArgs {
+  int64_t rows, cols;
+  float eps;
+  const void* weight;      // [cols] (Layer, Rms) or null
+  const void* bias;        // [cols] (Layer) or null
+  const void* head_scale;  // [heads] (L2) or null
+  int64_t tokens, heads;   // L2: row r belongs to head (r / tokens) % heads
+};
+void launch_row_norm(RowNorm kind, DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream);
+// x, y [N, C, H, W] seen as [N * groups, length]; channel of element i of group g: g * cpg + i / plane.
+void launch_group_norm(DType dtype, const void* x, void* y, const void* w, const void* b, int64_t images, int groups,
+                       int64_t length, int64_t plane, int64_t channels_per_group, float eps, cudaStream_t stream);
+
+// ---- rope.cu, softmax.cu, permute.cu
+void launch_rope(DType dtype, const void* x, void* y, const float* cos, const float* sin, int64_t pairs,
+                 int64_t half_d, int64_t tokens, cudaStream_t stream);
+void launch_softmax(DType dtype, const void* x, void* y, int64_t rows, int64_t cols, cudaStream_t stream);
+// Raw bytes of element size esize: y = x with output dim d reading input dim perm[d] (up to 6 dims).
+void launch_permute(size_t esize, const void* x, void* y, const std::vector<int64_t>& in_shape,
+                    const std::vector<int>& perm, cudaStream_t stream);
+
+// ---- conv2d.cu
+struct ConvGeometry {
+  int64_t cin, h, w, kh, kw, stride, pad, out_h, out_w;
+};
+// columns[img][k][p - p0] for images [0, imgs) of x and output pixels [p0, p0 + slab).
+void launch_im2col(DType dtype, const void* x, void* columns, const ConvGeometry& g, int64_t imgs, int64_t p0,
+                   int64_t slab, cudaStream_t stream);
+
+// ---- resample.cu
+struct ResampleGeometry {
+  int64_t planes, in_h, in_w, out_h, out_w;
+  float scale_h, scale_w;  // in / out
+};
+void launch_resample(DType dtype, KernelResample mode, const void* x, void* y, const ResampleGeometry& g,
+                     cudaStream_t stream);
+
+}  // namespace sparvar::cuda

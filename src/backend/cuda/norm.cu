@@ -1,0 +1,133 @@
+// Normalisations: layer_norm, rms_norm and l2_normalize over the last dimension (one block per row), and
+// group_norm over (C/groups, H, W) (one block per (image, group)). Statistics in fp32, two passes over the row
+// (mean first, then squared deviations) so a large mean does not cancel the variance; rows are re-read from
+// L1/L2 rather than staged. 16-byte accesses when the row length and pointers allow.
+#include "backend/cuda/device_math.cuh"
+
+namespace sparvar::cuda {
+
+namespace {
+
+template <typename T, int N, RowNorm kKind>
+__global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * args.cols;
+  T* yr = y + row * args.cols;
+  const T* w = static_cast<const T*>(args.weight);
+  const T* b = static_cast<const T*>(args.bias);
+  const int64_t step = int64_t(blockDim.x) * N;
+
+  float mean = 0.0f;
+  if constexpr (kKind == RowNorm::Layer) {
+    float s = 0.0f;
+    for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
+      float v[N];
+      load_pack<T, N>(xr + c, v);
+#pragma unroll
+      for (int i = 0; i < N; ++i) s += v[i];
+    }
+    mean = block_sum(s, scratch) / static_cast<float>(args.cols);
+  }
+  float sq = 0.0f;
+  for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
+    float v[N];
+    load_pack<T, N>(xr + c, v);
+#pragma unroll
+    for (int i = 0; i < N; ++i) sq += (v[i] - mean) * (v[i] - mean);
+  }
+  sq = block_sum(sq, scratch);
+
+  float factor;
+  if constexpr (kKind == RowNorm::L2) {
+    factor = 1.0f / fmaxf(sqrtf(sq), args.eps);
+    if (args.head_scale) factor *= to_float(static_cast<const T*>(args.head_scale)[(row / args.tokens) % args.heads]);
+  } else {
+    factor = 1.0f / sqrtf(sq / static_cast<float>(args.cols) + args.eps);
+  }
+  for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
+    float v[N], wv[N], bv[N];
+    load_pack<T, N>(xr + c, v);
+    if (kKind != RowNorm::L2 && w) load_pack<T, N>(w + c, wv);
+    if (kKind == RowNorm::Layer && b) load_pack<T, N>(b + c, bv);
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+      float o = (v[i] - mean) * factor;
+      if (kKind != RowNorm::L2 && w) o *= wv[i];
+      if (kKind == RowNorm::Layer && b) o += bv[i];
+      v[i] = o;
+    }
+    store_pack<T, N>(yr + c, v);
+  }
+}
+
+template <RowNorm kKind>
+void launch_row_norm_kind(DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream) {
+  dispatch_float(dtype, "norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    constexpr int V = kVec16<T>;
+    const bool vec = args.cols % V == 0 && aligned_to(x, 16) && aligned_to(y, 16) &&
+                     (!args.weight || aligned_to(args.weight, 16)) && (!args.bias || aligned_to(args.bias, 16));
+    const int64_t per_thread = vec ? V : 1;
+    // Enough threads to cover the row once (at most 512), in whole warps.
+    int64_t threads = (args.cols / per_thread + 31) / 32 * 32;
+    threads = threads < 32 ? 32 : (threads > 512 ? 512 : threads);
+    const dim3 grid(static_cast<unsigned>(args.rows));
+    const T* px = static_cast<const T*>(x);
+    T* py = static_cast<T*>(y);
+    if (vec) row_norm_kernel<T, V, kKind><<<grid, static_cast<unsigned>(threads), 0, stream>>>(px, py, args);
+    else row_norm_kernel<T, 1, kKind><<<grid, static_cast<unsigned>(threads), 0, stream>>>(px, py, args);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+template <typename T>
+__global__ void group_norm_kernel(const T* x, T* y, const T* __restrict__ w, const T* __restrict__ b, int64_t length,
+                                  int64_t plane, int64_t channels_per_group, int groups, float eps) {
+  __shared__ float scratch[32];
+  const int64_t group_index = blockIdx.x;  // n * groups + g
+  const T* xg = x + group_index * length;
+  T* yg = y + group_index * length;
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < length; i += blockDim.x) s += to_float(xg[i]);
+  const float mean = block_sum(s, scratch) / static_cast<float>(length);
+  float sq = 0.0f;
+  for (int64_t i = threadIdx.x; i < length; i += blockDim.x) {
+    const float d = to_float(xg[i]) - mean;
+    sq += d * d;
+  }
+  const float rstd = 1.0f / sqrtf(block_sum(sq, scratch) / static_cast<float>(length) + eps);
+  const int64_t first_channel = (group_index % groups) * channels_per_group;
+  for (int64_t i = threadIdx.x; i < length; i += blockDim.x) {
+    float o = (to_float(xg[i]) - mean) * rstd;
+    const int64_t c = first_channel + i / plane;
+    if (w) o *= to_float(w[c]);
+    if (b) o += to_float(b[c]);
+    yg[i] = from_float<T>(o);
+  }
+}
+
+}  // namespace
+
+void launch_row_norm(RowNorm kind, DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream) {
+  if (args.rows == 0 || args.cols == 0) return;
+  switch (kind) {
+    case RowNorm::Layer: launch_row_norm_kind<RowNorm::Layer>(dtype, x, y, args, stream); break;
+    case RowNorm::Rms: launch_row_norm_kind<RowNorm::Rms>(dtype, x, y, args, stream); break;
+    case RowNorm::L2: launch_row_norm_kind<RowNorm::L2>(dtype, x, y, args, stream); break;
+  }
+}
+
+void launch_group_norm(DType dtype, const void* x, void* y, const void* w, const void* b, int64_t images, int groups,
+                       int64_t length, int64_t plane, int64_t channels_per_group, float eps, cudaStream_t stream) {
+  if (images == 0 || length == 0) return;
+  dispatch_float(dtype, "group_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    group_norm_kernel<T><<<static_cast<unsigned>(images * groups), 1024, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), static_cast<const T*>(w), static_cast<const T*>(b), length, plane,
+        channels_per_group, groups, eps);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace sparvar::cuda

@@ -1,0 +1,475 @@
+// test_backend_ops: every op of backend.h on the CUDA backend (BF16, and F32) against the CPU reference (F32),
+// from the same random inputs, like llama.cpp's test-backend-ops.
+//
+// Inputs are standard normal from a fixed seed, rounded to bf16-representable values so both backends see
+// exactly the same numbers (the bf16 error measured is then the op's own, not the inputs' rounding). The CUDA
+// output is poisoned with NaN before each run, so an element left unwritten fails the case. A case passes when
+// the relative error ||cuda - cpu|| / ||cpu|| is within its tolerance AND the largest elementwise error,
+// max|cuda - cpu| / max|cpu|, is within 4x that tolerance (a bug confined to a few rows hides in the norm but
+// not in the max). Tolerances (see docs/backend.md): bf16 5e-3 for every op (bf16 output rounding alone gives
+// ~1.7e-3); f32 1e-5 for elementwise/normalisation/resampling ops, 1e-4 for the long dot products (linear,
+// conv2d, attention), where the summation order differs between OpenBLAS and cuBLAS/our kernels.
+//
+//   test_backend_ops [--small] [--filter SUBSTRING]
+// --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/dtype.h"
+#include "core/error.h"
+
+using namespace sparvar;
+
+namespace {
+
+constexpr double kTolBf16 = 5e-3;
+constexpr double kMaxErrFactor = 4.0;  // max-norm tolerance = this x the relative-error tolerance
+constexpr double kTolF32 = 1e-5;
+constexpr double kTolF32Gemm = 1e-4;
+
+struct Options {
+  bool small = false;
+  std::string filter;
+};
+
+struct Input {
+  Shape shape;
+  bool f32_always = false;  // rope's cos/sin tables are F32 whatever the op's dtype
+  float scale = 1.0f;
+};
+
+struct Case {
+  std::string op;
+  std::string desc;
+  std::vector<Input> inputs;
+  Shape out_shape;
+  std::function<void(Backend&, std::vector<Tensor>&, Tensor&)> run;
+  double tol_f32 = kTolF32;
+  bool inplace = false;  // the output is inputs[0] itself
+  bool f32 = true;       // also run the CUDA backend in F32
+};
+
+std::mt19937 rng(20261124);
+
+Tensor random_host(const Input& in) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(shape_numel(in.shape)));
+  for (float& x : v) x = bf16_to_float(float_to_bf16(normal(rng) * in.scale));
+  return Tensor::from_floats(in.shape, v);
+}
+
+Tensor poisoned(Backend& be, const Shape& shape, DType dtype) {
+  std::vector<float> nan(static_cast<size_t>(shape_numel(shape)), std::numeric_limits<float>::quiet_NaN());
+  return be.upload(Tensor::from_floats(shape, nan), dtype);
+}
+
+struct Errors {
+  double rel_l2 = std::numeric_limits<double>::quiet_NaN();   // ||a - b|| / ||b||
+  double rel_max = std::numeric_limits<double>::quiet_NaN();  // max|a - b| / max|b|
+};
+
+// Both NaN if a has any non-finite element. Against an all-zero reference the errors are absolute.
+Errors compare(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_floats(), y = b.to_floats();
+  double diff = 0.0, ref = 0.0, max_diff = 0.0, max_ref = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) return {};
+    const double d = std::fabs(double(x[i]) - y[i]);
+    diff += d * d;
+    ref += double(y[i]) * y[i];
+    max_diff = std::max(max_diff, d);
+    max_ref = std::max(max_ref, std::fabs(double(y[i])));
+  }
+  return {ref == 0.0 ? std::sqrt(diff) : std::sqrt(diff / ref), max_ref == 0.0 ? max_diff : max_diff / max_ref};
+}
+
+Tensor run_on(Backend& be, const Case& c, const std::vector<Tensor>& host_inputs, DType dtype, bool poison) {
+  std::vector<Tensor> ins;
+  for (size_t i = 0; i < host_inputs.size(); ++i)
+    ins.push_back(be.upload(host_inputs[i], c.inputs[i].f32_always ? DType::F32 : dtype));
+  Tensor out = c.inplace ? ins[0] : (poison ? poisoned(be, c.out_shape, dtype) : be.empty(c.out_shape, dtype));
+  c.run(be, ins, out);
+  return be.download(out);
+}
+
+struct Tally {
+  int passed = 0, failed = 0;
+  void record(bool ok) { ok ? ++passed : ++failed; }
+};
+
+void run_case(Backend& cpu, Backend& gpu, const Case& c, Tally& tally) {
+  std::vector<Tensor> host_inputs;
+  for (const Input& in : c.inputs) host_inputs.push_back(random_host(in));
+  Tensor ref;
+  try {
+    ref = run_on(cpu, c, host_inputs, DType::F32, false);
+  } catch (const Error& e) {
+    std::printf("%-15s %-58s %-5s %-10s FAIL (cpu reference threw: %s)\n", c.op.c_str(), c.desc.c_str(), "-", "-",
+                e.what());
+    tally.record(false);
+    return;
+  }
+  std::vector<DType> dtypes = {DType::BF16};
+  if (c.f32) dtypes.push_back(DType::F32);
+  for (DType dtype : dtypes) {
+    const double tol = dtype == DType::BF16 ? kTolBf16 : c.tol_f32;
+    Errors err;
+    std::string note;
+    try {
+      const Tensor got = run_on(gpu, c, host_inputs, dtype, true);
+      err = compare(got, ref);
+      if (std::isnan(err.rel_l2)) note = " (non-finite output: unwritten or NaN)";
+    } catch (const Error& e) {
+      note = std::string(" (threw: ") + e.what() + ")";
+    }
+    const bool ok = err.rel_l2 <= tol && err.rel_max <= kMaxErrFactor * tol;  // false for NaN
+    std::printf("%-15s %-58s %-5s %-10.3e %s (tol %.0e; max err %.2e)%s\n", c.op.c_str(), c.desc.c_str(),
+                std::string(dtype_name(dtype)).c_str(), err.rel_l2, ok ? "OK  " : "FAIL", tol, err.rel_max,
+                note.c_str());
+    tally.record(ok);
+  }
+  std::fflush(stdout);
+}
+
+std::string shape_list(std::initializer_list<Shape> shapes) {
+  std::string s;
+  for (const Shape& sh : shapes) {
+    if (!s.empty()) s += ' ';
+    s += shape_string(sh);
+  }
+  return s;
+}
+
+const char* act_name(Activation a) {
+  return a == Activation::GeluTanh ? "gelu" : a == Activation::Silu ? "silu" : "none";
+}
+
+std::vector<Case> make_cases(const Options& o) {
+  std::vector<Case> cases;
+  // Infinity-sized dims, shrunk in --small mode.
+  const int64_t tokens = o.small ? 256 : 4096, rows = o.small ? 64 : 1024;
+
+  // ---- linear: x [..., K] w [N, K] bias [N]
+  struct Lin { Shape x; int64_t n; bool bias; Activation act; };
+  std::vector<Lin> lins = {
+      {{7, 33}, 17, true, Activation::None},        {{2, 37, 64}, 96, true, Activation::GeluTanh},
+      {{64, 256}, 384, false, Activation::Silu},    {{64, 256}, 384, true, Activation::Silu},
+      {{64, 256}, 384, false, Activation::GeluTanh}, {{rows, 2048}, 3 * 2048, true, Activation::None},
+      {{rows, 3584}, 3 * 3584, true, Activation::None}, {{rows, 3584}, 4 * 3584, true, Activation::GeluTanh},
+      {{rows, 4 * 3584}, 3584, true, Activation::None},
+  };
+  for (const Lin& l : lins) {
+    Case c;
+    c.op = "linear";
+    const int64_t K = l.x.back();
+    Shape out = l.x;
+    out.back() = l.n;
+    c.desc = shape_list({l.x, {l.n, K}}) + (l.bias ? " bias" : "") + " act=" + act_name(l.act);
+    c.inputs = {{l.x}, {{l.n, K}, false, 1.0f / std::sqrt(float(K))}};
+    if (l.bias) c.inputs.push_back({{l.n}});
+    c.out_shape = out;
+    const bool bias = l.bias;
+    const Activation act = l.act;
+    c.run = [bias, act](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+      be.linear(in[0], in[1], bias ? &in[2] : nullptr, act, y);
+    };
+    c.tol_f32 = kTolF32Gemm;
+    c.f32 = K * l.n <= 3584 * 3584 * 4;
+    cases.push_back(c);
+  }
+
+  // ---- activation
+  for (auto [shape, act] : std::vector<std::pair<Shape, Activation>>{{{1001}, Activation::GeluTanh},
+                                                                      {{3, 5, 7}, Activation::Silu},
+                                                                      {{2, tokens, 2048}, Activation::GeluTanh},
+                                                                      {{2, tokens, 2048}, Activation::Silu},
+                                                                      {{64, 64}, Activation::None}}) {
+    Case c{"activation", shape_string(shape) + " act=" + act_name(act), {{shape, false, 3.0f}}, shape,
+           [act](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.activation(in[0], act, y); }};
+    cases.push_back(c);
+  }
+  {
+    Case c{"activation", "[4,1024] act=gelu in-place", {{{4, 1024}, false, 3.0f}}, {4, 1024},
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.activation(in[0], Activation::GeluTanh, y); }};
+    c.inplace = true;
+    cases.push_back(c);
+  }
+
+  // ---- add / mul with suffix broadcast
+  for (bool is_mul : {false, true}) {
+    for (auto [a, b, inplace] : std::vector<std::tuple<Shape, Shape, bool>>{{{2, tokens, 2048}, {2048}, false},
+                                                                             {{3, 5, 7}, {5, 7}, false},
+                                                                             {{1001}, {1001}, false},
+                                                                             {{4, 6}, {}, false},
+                                                                             {{2, 64, 3584}, {64, 3584}, true}}) {
+      Case c{is_mul ? "mul" : "add", shape_list({a, b}) + (inplace ? " in-place" : ""), {{a}, {b}}, a,
+             [is_mul](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+               is_mul ? be.mul(in[0], in[1], y) : be.add(in[0], in[1], y);
+             }};
+      c.inplace = inplace;
+      cases.push_back(c);
+    }
+  }
+
+  // ---- layer_norm, rms_norm
+  for (auto [shape, affine] : std::vector<std::pair<Shape, bool>>{{{2, tokens, 2048}, true},
+                                                                   {{2, tokens, 3584}, false},
+                                                                   {{5, 33}, true},
+                                                                   {{3, 1}, false}}) {
+    const int64_t C = shape.back();
+    Case ln{"layer_norm", shape_string(shape) + (affine ? " w,b" : " no affine"), {{shape, false, 2.0f}}, shape,
+            [affine](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+              be.layer_norm(in[0], affine ? &in[1] : nullptr, affine ? &in[2] : nullptr, 1e-6f, y);
+            }};
+    if (affine) ln.inputs.insert(ln.inputs.end(), {{{C}}, {{C}}});
+    cases.push_back(ln);
+    Case rms{"rms_norm", shape_string(shape) + (affine ? " w" : " no w"), {{shape, false, 2.0f}}, shape,
+             [affine](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+               be.rms_norm(in[0], affine ? &in[1] : nullptr, 1e-6f, y);
+             }};
+    if (affine) rms.inputs.push_back({{C}});
+    cases.push_back(rms);
+  }
+  {
+    Case c{"layer_norm", "[8,2048] w,b in-place", {{{8, 2048}}, {{2048}}, {{2048}}}, {8, 2048},
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.layer_norm(in[0], &in[1], &in[2], 1e-5f, y); }};
+    c.inplace = true;
+    cases.push_back(c);
+  }
+
+  // ---- adaln_modulate
+  for (Shape x : std::vector<Shape>{{2, tokens, 2048}, {2, 5, 33}, {1, 7, 3584}}) {
+    Case c{"adaln_modulate", shape_string(x), {{x}, {{x[0], x[2]}}, {{x[0], x[2]}}}, x,
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.adaln_modulate(in[0], in[1], in[2], y); }};
+    cases.push_back(c);
+  }
+
+  // ---- softmax
+  for (Shape x : std::vector<Shape>{{16, tokens}, {3, 1000}, {2, 16, 64, 77}, {4, 1}}) {
+    Case c{"softmax", shape_string(x), {{x, false, 3.0f}}, x,
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.softmax(in[0], y); }};
+    cases.push_back(c);
+  }
+
+  // ---- l2_normalize
+  for (auto [x, scaled] : std::vector<std::pair<Shape, bool>>{{{2, 16, tokens, 128}, true},
+                                                               {{2, 28, 256, 128}, true},
+                                                               {{1, 3, 10, 64}, false},
+                                                               {{1, 2, 3, 5}, true}}) {
+    Case c{"l2_normalize", shape_string(x) + (scaled ? " head_scale" : ""), {{x}}, x,
+           [scaled](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             be.l2_normalize(in[0], 1e-6f, scaled ? &in[1] : nullptr, y);
+           }};
+    if (scaled) c.inputs.push_back({{x[1]}});
+    cases.push_back(c);
+  }
+
+  // ---- rope: cos/sin tables [N, D/2] in F32 (random values: the op must not assume a unit circle)
+  for (Shape x : std::vector<Shape>{{2, 16, tokens, 128}, {1, 28, 256, 128}, {1, 2, 5, 6}}) {
+    const Shape table = {x[2], x[3] / 2};
+    Case c{"rope", shape_string(x), {{x}, {table, true}, {table, true}}, x,
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.rope(in[0], in[1], in[2], y); }};
+    cases.push_back(c);
+  }
+  {
+    Case c{"rope", "[1,4,64,128] in-place", {{{1, 4, 64, 128}}, {{64, 64}, true}, {{64, 64}, true}}, {1, 4, 64, 128},
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.rope(in[0], in[1], in[2], y); }};
+    c.inplace = true;
+    cases.push_back(c);
+  }
+
+  // ---- permute
+  for (auto [x, perm] : std::vector<std::pair<Shape, std::vector<int>>>{
+           {{2, tokens, 3, 16, 128}, {2, 0, 3, 1, 4}},
+           {{2, 16, tokens, 128}, {0, 2, 1, 3}},
+           {{3, 4, 5}, {2, 0, 1}},
+           {{2, 3, 4, 5, 6, 7}, {5, 3, 1, 0, 4, 2}},
+           {{64, 96}, {1, 0}}}) {
+    Shape out;
+    for (int p : perm) out.push_back(x[static_cast<size_t>(p)]);
+    std::string ps;
+    for (int p : perm) ps += std::to_string(p);
+    Case c{"permute", shape_string(x) + " perm=" + ps, {{x}}, out,
+           [perm](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.permute(in[0], perm, y); }};
+    cases.push_back(c);
+  }
+
+  // ---- attention
+  struct Att { int64_t b, h, nq, nk, d; bool scale_mask; std::vector<int32_t> kv; };
+  const std::vector<int64_t> scales = {1, 2, 4, 6, 8, 12, 16};  // Infinity's first scales: side lengths
+  int64_t pyramid = 0;
+  for (int64_t s : scales) pyramid += s * s;
+  std::vector<Att> atts = {
+      {1, 2, 100, 100, 64, false, {}},
+      {2, 3, 70, 130, 128, false, {}},
+      {2, 4, pyramid, pyramid, 128, true, {}},
+      {2, 8, 300, 77, 64, false, {77, 40}},
+      {2, 4, pyramid, pyramid, 64, true, {static_cast<int32_t>(pyramid), 100}},
+      {1, 2, 50, 60, 80, false, {}},  // head dim off the tensor-core path
+      {2, 16, tokens, tokens, 128, false, {}},
+      {2, 28, o.small ? 256 : 1024, o.small ? 256 : 1024, 128, false, {}},
+  };
+  for (const Att& a : atts) {
+    AttentionParams params;
+    params.softmax_scale = 1.0f / std::sqrt(float(a.d));
+    params.kv_lengths = a.kv;
+    if (a.scale_mask) {
+      int64_t end = 0;
+      for (int64_t s : scales) {
+        end += s * s;
+        params.mask.q_ends.push_back(end);
+        params.mask.k_ends.push_back(end);
+      }
+    }
+    std::string desc = fmt::format("B={} H={} Nq={} Nk={} D={}", a.b, a.h, a.nq, a.nk, a.d);
+    if (a.scale_mask) desc += " scale-mask";
+    if (!a.kv.empty()) desc += " kv_lengths";
+    Case c{"attention", desc, {{{a.b, a.h, a.nq, a.d}}, {{a.b, a.h, a.nk, a.d}}, {{a.b, a.h, a.nk, a.d}}},
+           {a.b, a.h, a.nq, a.d},
+           [params](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.attention(in[0], in[1], in[2], params, y); }};
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
+
+  // ---- conv2d
+  struct Conv { Shape x; int64_t cout, k; int stride, pad; bool bias; };
+  for (const Conv& cv : std::vector<Conv>{{{1, 3, 32, 32}, 16, 3, 1, 1, true},
+                                          {{2, 64, 33, 31}, 32, 3, 2, 1, true},
+                                          {{2, 128, 16, 16}, 64, 1, 1, 0, false},
+                                          {{1, 32, 17, 17}, 8, 4, 2, 0, true},
+                                          {{1, 256, 64, 64}, 128, 3, 1, 1, true}}) {
+    const int64_t ho = (cv.x[2] + 2 * cv.pad - cv.k) / cv.stride + 1, wo = (cv.x[3] + 2 * cv.pad - cv.k) / cv.stride + 1;
+    const Shape w = {cv.cout, cv.x[1], cv.k, cv.k};
+    Case c{"conv2d", shape_list({cv.x, w}) + fmt::format(" s={} p={}{}", cv.stride, cv.pad, cv.bias ? " bias" : ""),
+           {{cv.x}, {w, false, 1.0f / std::sqrt(float(cv.x[1] * cv.k * cv.k))}}, {cv.x[0], cv.cout, ho, wo},
+           [cv](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             be.conv2d(in[0], in[1], cv.bias ? &in[2] : nullptr, cv.stride, cv.pad, y);
+           }};
+    if (cv.bias) c.inputs.push_back({{cv.cout}});
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
+
+  // ---- group_norm
+  for (auto [x, groups, affine] : std::vector<std::tuple<Shape, int, bool>>{{{2, 64, 16, 16}, 32, true},
+                                                                            {{1, 512, 32, 32}, 32, true},
+                                                                            {{2, 6, 5, 7}, 3, false}}) {
+    Case c{"group_norm", shape_string(x) + fmt::format(" groups={}{}", groups, affine ? " w,b" : ""), {{x, false, 2.0f}},
+           x, [groups, affine](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             be.group_norm(in[0], groups, affine ? &in[1] : nullptr, affine ? &in[2] : nullptr, 1e-6f, y);
+           }};
+    if (affine) c.inputs.insert(c.inputs.end(), {{{x[1]}}, {{x[1]}}});
+    cases.push_back(c);
+  }
+
+  // ---- resample
+  const std::pair<ResampleMode, const char*> modes[] = {{ResampleMode::Nearest, "nearest"},
+                                                        {ResampleMode::Bilinear, "bilinear"},
+                                                        {ResampleMode::Bicubic, "bicubic"},
+                                                        {ResampleMode::Area, "area"}};
+  for (auto [mode, name] : modes) {
+    for (auto [x, out] : std::vector<std::pair<Shape, Shape>>{{{1, 3, 16, 16}, {1, 3, 32, 32}},
+                                                              {{2, 4, 37, 23}, {2, 4, 16, 50}},
+                                                              {{1, 2, 64, 64}, {1, 2, 16, 16}},
+                                                              {{1, 32, 1, 1}, {1, 32, 4, 4}},
+                                                              {{1, 8, 64, 64}, {1, 8, 24, 40}}}) {
+      Case c{"resample", shape_list({x, out}) + " " + name, {{x}}, out,
+             [mode](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.resample(in[0], mode, y); }};
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+// ---- bad inputs: each must throw sparvar::Error before any launch (the poisoned output stays all NaN).
+void run_bad_input_checks(Backend& gpu, Tally& tally) {
+  const DType bf = DType::BF16;
+  auto dev = [&](Shape s, DType d = DType::BF16) { return gpu.upload(random_host({s}), d); };
+  struct Bad { const char* what; std::function<void(Tensor&)> call; Shape out; };
+  Tensor x = dev({4, 64}), w_bad = dev({32, 48}), b_bad = dev({3, 64}), x32 = dev({4, 64}, DType::F32);
+  Tensor q = dev({1, 2, 10, 64}), k = dev({1, 2, 12, 64});
+  Tensor img = dev({1, 3, 8, 8}), wconv = dev({4, 5, 3, 3});
+  Tensor table_bf16 = dev({10, 32}), host = random_host({{4, 64}});
+  AttentionParams bad_mask;
+  bad_mask.mask.q_ends = {4, 9};  // must end at Nq = 10
+  bad_mask.mask.k_ends = {4, 12};
+  AttentionParams bad_kv;
+  bad_kv.kv_lengths = {0};
+  const std::vector<Bad> bads = {
+      {"linear w K mismatch", [&](Tensor& y) { gpu.linear(x, w_bad, nullptr, Activation::None, y); }, {4, 32}},
+      {"linear output shape", [&](Tensor& y) { gpu.linear(x, dev({32, 64}), nullptr, Activation::None, y); }, {4, 33}},
+      {"add b not a suffix", [&](Tensor& y) { gpu.add(x, b_bad, y); }, {4, 64}},
+      {"mul mixed dtypes", [&](Tensor& y) { gpu.mul(x, x32, y); }, {4, 64}},
+      {"layer_norm w shape", [&](Tensor& y) { gpu.layer_norm(x, &w_bad, nullptr, 1e-5f, y); }, {4, 64}},
+      {"softmax output shape", [&](Tensor& y) { gpu.softmax(x, y); }, {64, 4}},
+      {"rope bf16 tables", [&](Tensor& y) { gpu.rope(q, table_bf16, table_bf16, y); }, {1, 2, 10, 64}},
+      {"permute not a permutation", [&](Tensor& y) { gpu.permute(x, {0, 0}, y); }, {4, 64}},
+      {"attention mask end", [&](Tensor& y) { gpu.attention(q, k, k, bad_mask, y); }, {1, 2, 10, 64}},
+      {"attention kv_length 0", [&](Tensor& y) { gpu.attention(q, k, k, bad_kv, y); }, {1, 2, 10, 64}},
+      {"attention k head dim", [&](Tensor& y) { gpu.attention(q, dev({1, 2, 12, 32}), k, {}, y); }, {1, 2, 10, 64}},
+      {"conv2d Cin mismatch", [&](Tensor& y) { gpu.conv2d(img, wconv, nullptr, 1, 1, y); }, {1, 4, 8, 8}},
+      {"group_norm groups", [&](Tensor& y) { gpu.group_norm(img, 2, nullptr, nullptr, 1e-5f, y); }, {1, 3, 8, 8}},
+      {"resample batch mismatch", [&](Tensor& y) { gpu.resample(img, ResampleMode::Bilinear, y); }, {2, 3, 4, 4}},
+      {"host tensor to a cuda op", [&](Tensor& y) { gpu.activation(host, Activation::Silu, y); }, {4, 64}},
+  };
+  for (const Bad& bad : bads) {
+    Tensor y = poisoned(gpu, bad.out, bf);
+    std::string outcome = "no error thrown";
+    bool ok = false;
+    try {
+      bad.call(y);
+    } catch (const Error& e) {
+      const std::vector<float> after = gpu.download(y).to_floats();
+      bool untouched = true;
+      for (float v : after) untouched = untouched && std::isnan(v);
+      ok = untouched;
+      outcome = untouched ? e.what() : "threw, but the output was written";
+    }
+    std::printf("%-15s %-58s %-5s %-10s %s (%s)\n", "bad-input", bad.what, "bf16", "-", ok ? "OK  " : "FAIL",
+                outcome.c_str());
+    tally.record(ok);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--small") == 0) options.small = true;
+    else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) options.filter = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--small] [--filter SUBSTRING]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (!cuda_available()) {
+    std::printf("skipped: no CUDA device\n");
+    return 77;  // ctest's SKIP_RETURN_CODE: reported as skipped, not passed
+  }
+  try {
+    auto cpu = make_cpu_backend();
+    auto gpu = make_cuda_backend(0);
+    std::printf("reference: %s\nunder test: %s\n", cpu->name().c_str(), gpu->name().c_str());
+    Tally tally;
+    for (const Case& c : make_cases(options)) {
+      if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
+      run_case(*cpu, *gpu, c, tally);
+    }
+    if (options.filter.empty() || std::string("bad-input").find(options.filter) != std::string::npos)
+      run_bad_input_checks(*gpu, tally);
+    std::printf("%d passed, %d failed\n", tally.passed, tally.failed);
+    return tally.failed == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::printf("error: %s\n", e.what());
+    return 1;
+  }
+}
