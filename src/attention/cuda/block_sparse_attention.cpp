@@ -1,0 +1,99 @@
+// Host side of the block-sparse attention: argument validation, variant choice and the launches.
+#include "block_sparse_attention.h"
+
+#include "core/error.h"
+#include "kernel_launch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace sparvar {
+namespace {
+
+void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) fail("block_sparse_attention: {}: {}", what, cudaGetErrorString(status));
+}
+
+bool is_block_size(int b) { return b == 64 || b == 128; }
+
+void validate(const BlockSparseAttentionArgs& a) {
+  SPARVAR_CHECK(a.q && a.k && a.v && a.out, "block_sparse_attention: q, k, v and out must be device pointers");
+  SPARVAR_CHECK(a.row_offsets && a.col_blocks, "block_sparse_attention: row_offsets and col_blocks are required");
+  SPARVAR_CHECK(a.batch > 0 && a.heads > 0, "block_sparse_attention: batch {} and heads {} must be positive",
+                a.batch, a.heads);
+  SPARVAR_CHECK(a.head_dim == 64 || a.head_dim == 128, "block_sparse_attention: head_dim {} (64 or 128)",
+                a.head_dim);
+  SPARVAR_CHECK(is_block_size(a.q_block) && is_block_size(a.k_block),
+                "block_sparse_attention: q_block {} / k_block {} (each 64 or 128)", a.q_block, a.k_block);
+  SPARVAR_CHECK(a.nq > 0 && a.nq % a.q_block == 0, "block_sparse_attention: nq {} is not a positive multiple of q_block {}",
+                a.nq, a.q_block);
+  SPARVAR_CHECK(a.nk > 0 && a.nk % a.k_block == 0, "block_sparse_attention: nk {} is not a positive multiple of k_block {}",
+                a.nk, a.k_block);
+  SPARVAR_CHECK(a.pattern_heads == 1 || a.pattern_heads == a.heads,
+                "block_sparse_attention: pattern_heads {} (1 or heads = {})", a.pattern_heads, a.heads);
+  SPARVAR_CHECK(a.nnz >= 0, "block_sparse_attention: nnz {} is negative", a.nnz);
+  SPARVAR_CHECK(!a.block_mass || a.nnz > 0, "block_sparse_attention: block_mass needs nnz (entries of col_blocks)");
+  SPARVAR_CHECK(std::isfinite(a.softmax_scale) && a.softmax_scale > 0.f,
+                "block_sparse_attention: softmax_scale {} must be finite and positive", a.softmax_scale);
+  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_PIPELINED,
+                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined)", a.kernel);
+  const long long rows = static_cast<long long>(a.batch) * a.heads * std::max(a.nq, a.nk) * a.head_dim;
+  SPARVAR_CHECK(rows < (1ll << 40), "block_sparse_attention: tensors too large");
+}
+
+}  // namespace
+
+void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t stream) {
+  validate(args);
+  attention_cuda::KernelParams p{};
+  p.q = static_cast<const __nv_bfloat16*>(args.q);
+  p.k = static_cast<const __nv_bfloat16*>(args.k);
+  p.v = static_cast<const __nv_bfloat16*>(args.v);
+  p.out = static_cast<__nv_bfloat16*>(args.out);
+  p.heads = args.heads;
+  p.nq = args.nq;
+  p.nk = args.nk;
+  p.q_block = args.q_block;
+  p.k_block = args.k_block;
+  p.num_q_blocks = args.nq / args.q_block;
+  p.row_offsets = args.row_offsets;
+  p.col_blocks = args.col_blocks;
+  p.nnz = args.nnz;
+  p.pattern_heads = args.pattern_heads;
+  p.k_valid = args.k_valid;
+  p.q_valid = args.q_valid;
+  p.scale_log2 = args.softmax_scale * 1.4426950408889634f;
+  p.block_mass = args.block_mass;
+  if (p.block_mass) {
+    const size_t entries = static_cast<size_t>(args.batch) * (args.pattern_heads == 1 ? args.heads : 1) * args.nnz;
+    check_cuda(cudaMemsetAsync(p.block_mass, 0, entries * sizeof(float), stream), "clear block_mass");
+  }
+  const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
+  const bool pipelined_ok = attention_cuda::pipelined_supports(shape) && p.block_mass == nullptr;
+  if (args.kernel == BSA_KERNEL_PIPELINED) {
+    SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the pipelined kernel does not support head_dim {} k_block {} "
+                  "q_block {}{}", args.head_dim, args.k_block, args.q_block, p.block_mass ? " with block_mass" : "");
+  }
+  if (args.kernel != BSA_KERNEL_SIMPLE && pipelined_ok) {
+    check_cuda(attention_cuda::launch_pipelined(shape, p, stream), "pipelined kernel launch");
+  } else {
+    check_cuda(attention_cuda::launch_simple(shape, p, stream), "simple kernel launch");
+  }
+}
+
+void check_block_sparse_pattern(const int* row_offsets, const int* col_blocks, int rows, int num_k_blocks) {
+  SPARVAR_CHECK(rows > 0 && row_offsets[0] == 0, "block-sparse pattern: row_offsets[0] must be 0");
+  for (int r = 0; r < rows; ++r) {
+    const int s = row_offsets[r], e = row_offsets[r + 1];
+    SPARVAR_CHECK(e > s, "block-sparse pattern: row {} is empty (every query block needs a key block)", r);
+    for (int i = s; i < e; ++i) {
+      SPARVAR_CHECK(col_blocks[i] >= 0 && col_blocks[i] < num_k_blocks,
+                    "block-sparse pattern: row {} lists key block {} of {}", r, col_blocks[i], num_k_blocks);
+      SPARVAR_CHECK(i == s || col_blocks[i] > col_blocks[i - 1],
+                    "block-sparse pattern: row {} is not strictly ascending at entry {}", r, i - s);
+    }
+  }
+}
+
+}  // namespace sparvar

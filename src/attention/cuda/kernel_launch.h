@@ -1,0 +1,22 @@
+// Launchers of the kernel variants (one .cu each, so each compiles on its own).
+#pragma once
+
+#include "kernel_params.cuh"
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace sparvar::attention_cuda {
+
+struct LaunchShape {
+  int batch, head_dim, k_block;
+};
+
+// Launchers return the first CUDA error (attribute setting or launch); the C++ caller turns it into an Error.
+// (fmt's consteval format strings do not compile under nvcc, so errors are raised in the .cpp.)
+cudaError_t launch_simple(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
+bool pipelined_supports(const LaunchShape& shape);
+cudaError_t launch_pipelined(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
+
+}  // namespace sparvar::attention_cuda

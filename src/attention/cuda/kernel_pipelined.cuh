@@ -1,0 +1,280 @@
+// Phase-2 kernel: FA3-style, warp-specialised and persistent.
+//
+// A CTA (384 threads, one per SM) holds two independent lanes of work. Lane c = one producer warp (warp c of
+// warpgroup 0, one elected thread issuing TMA) + one consumer warpgroup (warpgroup 1 + c) that owns a 64-row
+// query tile and its own CSR list. Each lane has its own Q buffer and K/V rings of kStages stages with
+// full/empty mbarriers; the producer walks the lane's sequence of work tiles and their listed blocks, so it runs
+// ahead across tile boundaries: the next tile's first K/V blocks (and its Q, once the current tile's last QK^T
+// is issued) are in flight while the current tile finishes its softmax, PV and epilogue. With two lanes per SM,
+// one lane's softmax overlaps the other's wgmma. Work tiles are ordered head-major so concurrent tiles share
+// K/V in L2. Inside a consumer, block i's QK^T and block i-1's PV are issued back to back and block i's
+// softmax runs while the PV wgmma is in flight. A 128-token key block is walked as two 64-token halves.
+// Block mass is not computed here (the decision scale runs the simple kernel).
+#pragma once
+
+#include "attention_tile.cuh"
+#include "kernel_params.cuh"
+
+#include <cute/atom/copy_traits_sm90_tma.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+
+namespace sparvar::attention_cuda {
+
+template <int D>
+struct PipelinedKernel {
+  static constexpr int kBK = 64;
+  static constexpr int kStages = D == 128 ? 3 : 4;
+  using Cfg = TileConfig<D, kBK, kStages>;
+  static constexpr int kThreads = 384;
+  static constexpr int kLanes = 2;
+
+  // Row-major [rows, D] per (batch*head): TMA sees (rows, D, bh).
+  using GmemLayout = Layout<Shape<int, Int<D>, int>, Stride<Int<D>, _1, int64_t>>;
+  using GmemTensor = decltype(make_tensor(make_gmem_ptr(static_cast<const Element*>(nullptr)), GmemLayout{}));
+  using SmemLayoutKStage = decltype(take<0, 2>(typename Cfg::SmemLayoutK{}));
+  using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, typename Cfg::SmemLayoutQ{},
+                                      Shape<Int<kTileM>, Int<D>>{}, _1{}));
+  using TmaKV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemTensor{}, SmemLayoutKStage{},
+                                       Shape<Int<kBK>, Int<D>>{}, _1{}));
+
+  struct Params {
+    KernelParams p;
+    TmaQ tma_q;
+    TmaKV tma_k, tma_v;
+    int num_tiles;  // (batch*heads) * nq/64 work tiles
+  };
+
+  struct LaneSmem {
+    alignas(1024) Element q[Cfg::kQElems];
+    alignas(1024) Element k[Cfg::kKVElems * kStages];
+    alignas(1024) Element v[Cfg::kKVElems * kStages];
+  };
+  struct Barriers {
+    uint64_t q_full, q_empty;
+    uint64_t k_full[kStages], k_empty[kStages], v_full[kStages], v_empty[kStages];
+  };
+  struct Smem {
+    LaneSmem lane[kLanes];
+    Barriers bar[kLanes];
+  };
+  static constexpr int kSmemBytes = sizeof(Smem) + 1024;
+  static constexpr uint32_t kQBytes = Cfg::kQElems * sizeof(Element);
+  static constexpr uint32_t kKVBytes = Cfg::kKVElems * sizeof(Element);
+};
+
+// Position in a ring of mbarrier stages: index and the parity to wait for.
+template <int kStages>
+struct RingState {
+  int stage = 0;
+  uint32_t phase = 0;
+  __device__ void advance() {
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1;
+    }
+  }
+};
+
+struct TileCoord {
+  int bh, qtile, row_start, count;  // count: 64-token key blocks to walk (a 128-token block is two)
+};
+
+// The 64-token half `i` of the tile's list: its block id in 64-token units and its valid keys.
+__device__ __forceinline__ int sub_block(const KernelParams& p, const int* cols, int i) {
+  return p.k_block == 64 ? cols[i] : 2 * cols[i >> 1] + (i & 1);
+}
+__device__ __forceinline__ int sub_block_valid(const KernelParams& p, const int* cols, int i) {
+  if (!p.k_valid) return 64;
+  if (p.k_block == 64) return p.k_valid[cols[i]];
+  const int v = p.k_valid[cols[i >> 1]] - 64 * (i & 1);
+  return v < 0 ? 0 : (v > 64 ? 64 : v);
+}
+
+__device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile) {
+  const int qtiles = p.nq / kTileM;
+  TileCoord t;
+  t.bh = tile / qtiles;
+  t.qtile = tile % qtiles;
+  const int row = pattern_row(p, t.bh % p.heads, t.qtile / (p.q_block / kTileM));
+  t.row_start = p.row_offsets[row];
+  t.count = (p.row_offsets[row + 1] - t.row_start) * (p.k_block / 64);
+  return t;
+}
+
+template <int D>
+__device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& prm,
+                                   typename PipelinedKernel<D>::LaneSmem& sm,
+                                   typename PipelinedKernel<D>::Barriers& bar, int lane_slot, int num_slots) {
+  using K = PipelinedKernel<D>;
+  using Cfg = typename K::Cfg;
+  using Barrier = cutlass::arch::ClusterBarrier;
+  using TxBarrier = cutlass::arch::ClusterTransactionBarrier;
+  const KernelParams& p = prm.p;
+  Tensor mQ = prm.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.nq == 0 ? 0 : prm.num_tiles / (p.nq / kTileM)));
+  Tensor mK = prm.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, prm.num_tiles / (p.nq / kTileM)));
+  Tensor mV = prm.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, prm.num_tiles / (p.nq / kTileM)));
+  Tensor sQ = make_tensor(make_smem_ptr(sm.q), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
+  Tensor sV = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutV{});
+
+  RingState<K::kStages> ring;
+  uint32_t q_phase = 0;
+  for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
+    const TileCoord t = tile_coord(p, tile);
+    if (t.count == 0) continue;
+    Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(t.qtile, 0));
+    Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));  // (BK, D, blocks)
+    Tensor gV = local_tile(mV(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
+    auto [tQg, tQs] = tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+    auto [tKg, tKs] = tma_partition(prm.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+    auto [tVg, tVs] = tma_partition(prm.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+    const int* cols = p.col_blocks + t.row_start;
+    for (int i = 0; i < t.count; ++i) {
+      const int kb = sub_block(p, cols, i);
+      const int s = ring.stage;
+      Barrier::wait(&bar.k_empty[s], ring.phase ^ 1);
+      TxBarrier::arrive_and_expect_tx(&bar.k_full[s], K::kKVBytes);
+      copy(prm.tma_k.with(bar.k_full[s]), tKg(_, kb), tKs(_, s));
+      if (i == 0) {  // Q after K0: the consumer frees Q only at its previous tile's last QK^T
+        Barrier::wait(&bar.q_empty, q_phase ^ 1);
+        TxBarrier::arrive_and_expect_tx(&bar.q_full, K::kQBytes);
+        copy(prm.tma_q.with(bar.q_full), tQg, tQs);
+        q_phase ^= 1;
+      }
+      Barrier::wait(&bar.v_empty[s], ring.phase ^ 1);
+      TxBarrier::arrive_and_expect_tx(&bar.v_full[s], K::kKVBytes);
+      copy(prm.tma_v.with(bar.v_full[s]), tVg(_, kb), tVs(_, s));
+      ring.advance();
+    }
+  }
+}
+
+template <int D>
+__device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& prm,
+                                   typename PipelinedKernel<D>::LaneSmem& sm,
+                                   typename PipelinedKernel<D>::Barriers& bar, int lane_slot, int num_slots) {
+  using K = PipelinedKernel<D>;
+  using Cfg = typename K::Cfg;
+  using Barrier = cutlass::arch::ClusterBarrier;
+  constexpr int BK = K::kBK;
+  const KernelParams& p = prm.p;
+  const int tid = threadIdx.x % 128, lane = tid % 32;
+
+  Tensor sQ = make_tensor(make_smem_ptr(sm.q), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
+  Tensor sVt = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutVt{});
+  typename Cfg::MmaQK mma_qk;
+  typename Cfg::MmaPV mma_pv;
+  auto thr_qk = mma_qk.get_thread_slice(tid);
+  auto thr_pv = mma_pv.get_thread_slice(tid);
+  Tensor tSrQ = thr_qk.partition_fragment_A(sQ);
+  Tensor tSrK = thr_qk.partition_fragment_B(sK);
+  Tensor tOrV = thr_pv.partition_fragment_B(sVt);
+  Tensor tSrS = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
+  Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<kTileM>, Int<D>>{});
+
+  RingState<K::kStages> ring;
+  uint32_t q_phase = 0;
+  for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
+    const TileCoord t = tile_coord(p, tile);
+    Tensor mO = make_tensor(make_gmem_ptr(reinterpret_cast<Element*>(p.out) + static_cast<int64_t>(t.bh) * p.nq * D),
+                            make_shape(p.nq, Int<D>{}), make_stride(Int<D>{}, _1{}));
+    Tensor gO = local_tile(mO, Shape<Int<kTileM>, Int<D>>{}, make_coord(t.qtile, 0));
+    clear(tOrO);
+    RowState st;
+    const int* cols = p.col_blocks + t.row_start;
+    if (t.count > 0) {
+      // Block 0: S = QK^T, softmax. Then per block i: issue S_i = QK_i^T and O += P_{i-1} V_{i-1} back to back,
+      // do block i's softmax while the PV wgmma runs, rescale O once it has finished.
+      Barrier::wait(&bar.q_full, q_phase);
+      Barrier::wait(&bar.k_full[ring.stage], ring.phase);
+      warpgroup_gemm<true, false>(mma_qk, tSrQ, tSrK(_, _, _, ring.stage), tSrS);
+      Barrier::arrive(&bar.k_empty[ring.stage]);
+      if (t.count == 1) Barrier::arrive(&bar.q_empty);
+      mask_keys<BK>(tSrS, sub_block_valid(p, cols, 0), lane);
+      float alpha[2];
+      softmax_update<BK>(tSrS, st, alpha, p.scale_log2);
+      Tensor tOrP = make_fragment_like<Element>(tSrS);
+      CUTE_UNROLL
+      for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+      Tensor tOrPa = make_tensor(tOrP.data(), accumulator_as_a_operand(tSrS.layout()));
+      RingState<K::kStages> prev = ring;
+      ring.advance();
+      for (int i = 1; i < t.count; ++i) {
+        const int s = ring.stage;
+        const int valid = sub_block_valid(p, cols, i);
+        Barrier::wait(&bar.k_full[s], ring.phase);
+        issue_gemm<true, false>(mma_qk, tSrQ, tSrK(_, _, _, s), tSrS);
+        Barrier::wait(&bar.v_full[prev.stage], prev.phase);
+        issue_gemm<false, true>(mma_pv, tOrPa, tOrV(_, _, _, prev.stage), tOrO);
+        warpgroup_wait<1>();  // S_i is ready; PV_{i-1} may still run
+        warpgroup_fence_operand(tSrS);
+        Barrier::arrive(&bar.k_empty[s]);
+        if (i + 1 == t.count) Barrier::arrive(&bar.q_empty);
+        mask_keys<BK>(tSrS, valid, lane);
+        softmax_update<BK>(tSrS, st, alpha, p.scale_log2);
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tOrO);
+        warpgroup_fence_operand(tOrPa);
+        Barrier::arrive(&bar.v_empty[prev.stage]);
+        rescale_rows(tOrO, alpha);
+        CUTE_UNROLL
+        for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+        prev = ring;
+        ring.advance();
+      }
+      Barrier::wait(&bar.v_full[prev.stage], prev.phase);
+      warpgroup_gemm<false, true>(mma_pv, tOrPa, tOrV(_, _, _, prev.stage), tOrO);
+      Barrier::arrive(&bar.v_empty[prev.stage]);
+    }
+    if (t.count > 0) q_phase ^= 1;
+    float inv_sum[2];
+    finish_rows(st, inv_sum);
+    Tensor out = make_fragment_like<Element>(tOrO);
+    CUTE_UNROLL
+    for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
+    copy(out, thr_pv.partition_C(gO));
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(384, 1)
+    pipelined_block_sparse_kernel(const __grid_constant__ typename PipelinedKernel<D>::Params prm) {
+  using K = PipelinedKernel<D>;
+  extern __shared__ char smem_raw[];
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  auto& smem = *reinterpret_cast<typename K::Smem*>(base);
+  const int warp = threadIdx.x / 32;
+  const int warpgroup = threadIdx.x / 128;
+
+  if (threadIdx.x == 0) {
+    for (int c = 0; c < K::kLanes; ++c) {
+      auto& b = smem.bar[c];
+      cutlass::arch::ClusterBarrier::init(&b.q_full, 1);
+      cutlass::arch::ClusterBarrier::init(&b.q_empty, 128);
+      for (int s = 0; s < K::kStages; ++s) {
+        cutlass::arch::ClusterBarrier::init(&b.k_full[s], 1);
+        cutlass::arch::ClusterBarrier::init(&b.v_full[s], 1);
+        cutlass::arch::ClusterBarrier::init(&b.k_empty[s], 128);
+        cutlass::arch::ClusterBarrier::init(&b.v_empty[s], 128);
+      }
+    }
+    cutlass::arch::fence_barrier_init();
+  }
+  __syncthreads();
+
+  const int num_slots = gridDim.x * K::kLanes;
+  if (warpgroup == 0) {
+    cutlass::arch::warpgroup_reg_dealloc<40>();
+    if (warp < K::kLanes && cute::elect_one_sync()) {
+      pipelined_producer<D>(prm, smem.lane[warp], smem.bar[warp], blockIdx.x * K::kLanes + warp, num_slots);
+    }
+  } else {
+    cutlass::arch::warpgroup_reg_alloc<232>();
+    const int c = warpgroup - 1;
+    pipelined_consumer<D>(prm, smem.lane[c], smem.bar[c], blockIdx.x * K::kLanes + c, num_slots);
+  }
+}
+
+}  // namespace sparvar::attention_cuda
