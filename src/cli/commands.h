@@ -11,5 +11,6 @@ namespace sparvar::cli {
 using Runner = std::function<int()>;
 
 Runner register_info(CLI::App& app);
+Runner register_generate(CLI::App& app);
 
 }  // namespace sparvar::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     commands.emplace_back(app.get_subcommands({})[before], std::move(run));
   };
   add(&sparvar::cli::register_info);
+  add(&sparvar::cli::register_generate);
 
   try {
     app.parse(argc, argv);

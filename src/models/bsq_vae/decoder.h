@@ -1,0 +1,50 @@
+// The BSQ-VAE decoder of Infinity: summed BSQ codes on the VAE latent grid -> image in [-1, 1].
+//
+// Input: the codes the generation loop accumulates, [B, d, h, w] with d = codebook_dim (32 for d32, 14 for
+// d56), h x w the latent grid (the image is (h * patch) x (w * patch)). For d56 the transformer's token grid is
+// 2x2-patchified ([B, 56, h/2, w/2], pixel_unshuffle channel order); unpatchify_codes() turns that back into
+// the latent layout. Output: decoder(z) clamped to [-1, 1]; to_uint8_rgb() gives the official uint8 image.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "backend/backend.h"
+#include "models/bsq_vae/config.h"
+#include "models/bsq_vae/weights.h"
+
+namespace sparvar::bsq_vae {
+
+class BsqVaeDecoder {
+ public:
+  // Opens an official VAE file ({'vae': state_dict} .pth, or safetensors / a folder) and uploads the decoder
+  // to `backend` as `dtype`. The config is inferred from the tensor shapes; with a preset name it must also
+  // equal that preset (error names both). Every decoder key is checked by name and shape.
+  static BsqVaeDecoder load(const std::filesystem::path& path, Backend& backend, DType dtype = DType::F32,
+                            const std::string& preset = "");
+
+  const VaeConfig& config() const { return cfg_; }
+
+  // codes [B, d, h, w] (host, or already on the backend) -> host F32 image [B, 3, h * patch, w * patch] in [-1, 1].
+  Tensor decode(const Tensor& codes);
+
+ private:
+  BsqVaeDecoder(VaeConfig cfg, DecoderWeights w, Backend& backend, DType dtype)
+      : cfg_(std::move(cfg)), w_(std::move(w)), be_(&backend), dtype_(dtype) {}
+  Tensor to_backend(const Tensor& codes);
+
+  VaeConfig cfg_;
+  DecoderWeights w_;
+  Backend* be_;
+  DType dtype_;
+};
+
+// d56: token-grid codes [B, 4d, h, w] (channel c*4 + i*2 + j = latent (c, 2y+i, 2x+j)) -> latent codes
+// [B, d, 2h, 2w], on the backend `tokens` lives on.
+Tensor unpatchify_codes(Backend& backend, const Tensor& tokens);
+
+// Host F32 [B, 3, H, W] in [-1, 1] -> host U8 [B, H, W, 3] RGB: (x + 1) / 2 * 255 truncated, as the official
+// script does (it then flips to BGR for cv2; we keep RGB).
+Tensor to_uint8_rgb(const Tensor& image);
+
+}  // namespace sparvar::bsq_vae

@@ -1,0 +1,36 @@
+// One transformer block of Infinity for one scale (CrossAttnBlock of the reference):
+//   x += SA(LN(x) * (1 + s1) + b1) * g1      cosine attention over the KV cache, 2-D RoPE
+//   x += CA(ca_norm(x), text)                 keys/values precomputed per image, masked by text length
+//   x += FFN(LN(x) * (1 + s2) + b2) * g2      GELU-tanh
+// and the bitwise head. All activations come from the planned Workspace (see reserve_block_workspace).
+#pragma once
+
+#include "attention/schedule.h"
+#include "backend/backend.h"
+#include "models/infinity/attention_runner.h"
+#include "models/infinity/conditioning.h"
+#include "models/infinity/kv_cache.h"
+#include "models/infinity/weights.h"
+#include "models/infinity/workspace.h"
+
+namespace sparvar::infinity {
+
+struct ScaleStep {
+  int scale = 0;
+  const ScaleSchedule* schedule = nullptr;
+  int64_t tokens = 0;   // n = h * w
+  int64_t offset = 0;   // tokens of the earlier scales (where this scale's keys go in the cache)
+  Tensor rope_cos, rope_sin;  // F32 [n, head_dim / 2]
+};
+
+// Reserves every buffer run_block and run_head take, for `batch` rows and up to `max_tokens` tokens.
+void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens);
+
+// x [batch, n, C] is updated in place.
+void run_block(Backend& be, const InfinityWeights& w, int layer, const Conditioning& cond, const ScaleStep& step,
+               KvCache& cache, AttentionRunner& runner, Workspace& ws, Tensor& x);
+
+// Head: logits [batch, n, 2 * d_vae] = head(LN(x) * (1 + s) + b); returns a workspace view.
+Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x);
+
+}  // namespace sparvar::infinity

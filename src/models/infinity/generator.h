@@ -1,0 +1,72 @@
+// The generation loop of Infinity: text conditioning once, then scale by scale: level embedding, the blocks
+// (KV cache, cross-attention), the bitwise head, CFG on logits, per-bit sampling (or forced bits), the
+// running sum of codes and the next scale's input. Memory (KV cache, activations) is planned from the
+// schedule before the first scale.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "attention/schedule.h"
+#include "backend/backend.h"
+#include "models/infinity/attention_runner.h"
+#include "models/infinity/sampler.h"
+#include "models/infinity/weights.h"
+
+namespace sparvar::infinity {
+
+struct TextInput {
+  Tensor features;               // host F32 [batch, Lt, Ct5]; values past each length are ignored
+  std::vector<int32_t> lengths;  // per row, in [1, Lt]; empty = every row has Lt tokens
+};
+
+struct ScaleReport {
+  int scale = 0;
+  int num_scales = 0;
+  ScaleGrid grid;
+  double ms = 0;                 // wall time of this scale (backend synchronised)
+};
+
+struct GenerateOptions {
+  ScaleSchedule schedule;
+  float cfg = 3.0f;              // logits = cfg * cond + (1 - cfg) * uncond; 1 = no unconditional rows
+  float tau = 1.0f;              // logits are divided by tau before CFG
+  SamplingParams sampling;
+  uint64_t seed = 0;             // Philox seed when no uniforms are supplied
+  std::optional<std::vector<float>> uniforms;  // supplied uniforms (parity), (scale, batch, token, bit) order
+  std::optional<Tensor> forced_bits;           // host [batch, total_tokens, d_vae] of 0/1: used instead of sampling
+  bool keep_inputs = false;      // also return each scale's input (the resampled running sum)
+  std::function<void(const ScaleReport&)> on_scale;
+};
+
+struct GenerateResult {
+  std::vector<Tensor> logits;    // per scale host F32 [batch, h*w, 2 * d_vae] (after tau and CFG)
+  std::vector<Tensor> bits;      // per scale host U8 [batch, h*w, d_vae]
+  std::vector<Tensor> inputs;    // per scale >= 1 host F32 [batch, h*w, d_vae] (keep_inputs)
+  Tensor summed_codes;           // host F32 [batch, codebook_dim, 1, H, W] (last latent grid)
+  double text_ms = 0;
+  std::vector<double> scale_ms;
+  size_t kv_cache_bytes = 0;
+  size_t workspace_bytes = 0;
+};
+
+class InfinityModel {
+ public:
+  InfinityModel(Backend& backend, InfinityWeights weights);
+
+  const InfinityConfig& config() const { return weights_.config; }
+  const InfinityWeights& weights() const { return weights_; }
+  // runner: null = dense attention through the backend.
+  GenerateResult generate(const TextInput& text, const GenerateOptions& options, AttentionRunner* runner = nullptr);
+
+ private:
+  Backend& backend_;
+  InfinityWeights weights_;
+};
+
+// The seam to the image decoder (BSQ-VAE, src/models/bsq_vae): summed codes [batch, d, 1, H, W] in,
+// images out. Set by whoever links a decoder; empty = no decoder available in this build.
+using CodesDecoder = std::function<Tensor(Backend&, const Tensor& summed_codes)>;
+
+}  // namespace sparvar::infinity
