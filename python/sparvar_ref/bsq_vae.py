@@ -44,6 +44,8 @@ VAE_CONFIGS = {
     # tiny, for tests: same structure, 24 base channels (GroupNorm with 24 groups), 1 res block per level
     "vae_tiny_d32": VAEConfig(base_ch=24, ch_mult=[1, 1, 2, 2, 2], num_res_blocks=1),
     "vae_tiny_d56": VAEConfig(codebook_dim=14, patch_size=8, ch_mult=[1, 1, 2, 2], base_ch=24, num_res_blocks=1),
+    # the model sparvar ships (python/train): 256x256 images, patch 8 -> 32x32 latents, 16 bits, no patchify
+    "vae_ship_p8": VAEConfig(codebook_dim=16, patch_size=8, base_ch=48, ch_mult=[1, 2, 2, 4], num_res_blocks=1),
 }
 
 

@@ -70,6 +70,9 @@ CONFIGS = {
     "infinity_tiny_p": InfinityConfig(depth=2, embed_dim=128, num_heads=2, text_channels=128, text_maxlen=64,
                                       vae_codebook_dim=14, spatial_patchify=True, block_chunks=2),
     "infinity_small": InfinityConfig(depth=4, embed_dim=256, num_heads=4, text_channels=256, text_maxlen=128, block_chunks=2),
+    # the model sparvar ships (python/train): with vae_ship_p8 (16 bits) and t5-ship (d_model 256)
+    "infinity_ship": InfinityConfig(depth=8, embed_dim=320, num_heads=5, text_channels=256, text_maxlen=64,
+                                    vae_codebook_dim=16, block_chunks=4),
 }
 
 

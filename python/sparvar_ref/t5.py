@@ -51,6 +51,8 @@ class T5Config:
 T5_CONFIGS = {
     "flan-t5-xl": T5Config(),
     "t5-tiny": T5Config(vocab_size=256, d_model=128, d_kv=32, num_heads=4, d_ff=256, num_layers=2),
+    # the text encoder sparvar ships (python/train), sentencepiece vocab of <= 1024 pieces
+    "t5-ship": T5Config(vocab_size=1024, d_model=256, d_kv=64, num_heads=4, d_ff=640, num_layers=4),
 }
 
 
