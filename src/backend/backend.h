@@ -39,7 +39,10 @@ struct AttentionParams {
   float softmax_scale = 1.0f;            // logits = scale * q.k
   ScaleMask mask;                         // see ScaleMask
   std::vector<int32_t> kv_lengths;        // per batch item: keys [len, Nk) are masked (cross-attention to
-                                          // variable-length text); empty = all Nk valid. Every len >= 1.
+                                          // variable-length text, the unfilled tail of a KV cache); empty =
+                                          // all Nk valid. Every len >= 1.
+                                          // Keys and values no query row can see (past its kv length and its
+                                          // mask end) are never read: they may hold anything, NaN included.
 };
 
 class Backend {
@@ -106,7 +109,10 @@ class Backend {
   virtual void resample(const Tensor& x, ResampleMode mode, Tensor& y) = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend(int threads = 0);  // 0 = hardware concurrency
+// threads: 0 = hardware concurrency. poison_allocations (a debugging aid for tests): every buffer empty()
+// returns is filled with NaN (all bytes 0xFF), so any read of an element before it is written propagates a
+// NaN into the results instead of depending silently on whatever the allocator handed back.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0, bool poison_allocations = false);
 // Throws Error when built without CUDA or when no CUDA device is present.
 std::unique_ptr<Backend> make_cuda_backend(int device = 0);
 // True when this build has CUDA and a CUDA device can be used (tests skip otherwise).

@@ -325,6 +325,56 @@ TEST_F(CpuBackendTest, Attention) {
   }
 }
 
+// Keys and values no query row can see (past its kv length and mask end: the unfilled tail of a KV cache,
+// padded text) may hold anything, NaN included; a masked key given weight 0 but still multiplied in (0 * NaN)
+// would turn the whole output row NaN. Regression: the pipeline's KV cache tail was read this way.
+TEST_F(CpuBackendTest, AttentionNeverReadsMaskedKeys) {
+  struct Case {
+    int64_t B, H, Nq, Nk, D;
+    ScaleMask mask;
+    std::vector<int32_t> kv;
+  };
+  const std::vector<Case> cases = {
+      {2, 2, 1, 20, 8, {}, {1, 1}},                              // scale 0 of generation: one key of 20 filled
+      {2, 2, 4, 20, 8, {}, {5, 5}},                              // scale 1
+      {2, 2, 5, 11, 32, {}, {3, 11}},                            // padded text
+      {1, 2, 300, 320, 8, {{4, 100, 300}, {4, 100, 300}}, {}},   // mask, several query blocks, tail unused
+      {2, 1, 14, 20, 8, {{1, 5, 14}, {1, 5, 14}}, {2, 9}},       // both at once
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const Case& c : cases) {
+    Tensor q = randn({c.B, c.H, c.Nq, c.D}, 30, 2.0f), k = randn({c.B, c.H, c.Nk, c.D}, 31, 2.0f),
+           v = randn({c.B, c.H, c.Nk, c.D}, 32);
+    AttentionParams p;
+    p.softmax_scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+    p.mask = c.mask;
+    p.kv_lengths = c.kv;
+    const std::vector<double> ref = ref_attention(q, k, v, p);
+    const int64_t mask_end = c.mask.empty() ? c.Nk : *std::max_element(c.mask.k_ends.begin(), c.mask.k_ends.end());
+    for (int64_t b = 0; b < c.B; ++b) {
+      const int64_t seen = c.kv.empty() ? mask_end : std::min<int64_t>(mask_end, c.kv[static_cast<size_t>(b)]);
+      for (int64_t h = 0; h < c.H; ++h)
+        for (int64_t j = seen; j < c.Nk; ++j)
+          for (int64_t d = 0; d < c.D; ++d) {
+            const int64_t i = ((b * c.H + h) * c.Nk + j) * c.D + d;
+            k.data_as<float>()[i] = v.data_as<float>()[i] = nan;
+          }
+    }
+    Tensor out = poisoned(q.shape());
+    be->attention(q, k, v, p, out);
+    EXPECT_CLOSE(out, ref) << "Nq=" << c.Nq << " Nk=" << c.Nk;
+  }
+}
+
+TEST(CpuBackendPoison, EmptyBuffersAreNaN) {
+  auto poisoning = make_cpu_backend(1, /*poison_allocations=*/true);
+  const std::vector<float> e = poisoning->empty({3, 5}, DType::F32).to_floats();
+  EXPECT_TRUE(std::all_of(e.begin(), e.end(), [](float x) { return std::isnan(x); }));
+  // Only empty() poisons: uploads and op outputs are ordinary.
+  const Tensor up = poisoning->upload(Tensor::from_floats({2}, {1, 2}), DType::F32);
+  EXPECT_EQ(up.to_floats(), (std::vector<float>{1, 2}));
+}
+
 TEST_F(CpuBackendTest, Conv2d) {
   struct Case {
     Shape x;

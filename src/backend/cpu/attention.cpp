@@ -1,6 +1,8 @@
 // Dense attention: per (batch, head), blocks of query rows; S = scale * Q K^T and O = P V by cblas_sgemm,
-// the masked softmax exactly in fp32 (row max subtracted) on the thread pool. Masked logits get weight 0, so
-// the P V product over all Nk keys equals the sum over the visible keys.
+// the masked softmax exactly in fp32 (row max subtracted) on the thread pool. Both GEMMs stop at the last key
+// any row of the block can see (its kv length, its mask end): keys past it are never read, so they may hold
+// anything, NaN included (the KV cache's unfilled tail, padded text). Within that span, keys a row cannot see
+// get weight exactly 0, and every such key is one another row sees, so it holds a real value.
 #include <cblas.h>
 
 #include <algorithm>
@@ -87,12 +89,15 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
       float* oh = po + head * Nq * D;
       for (int64_t r0 = 0; r0 < Nq; r0 += kQueryBlock) {
         const int64_t rows = std::min(kQueryBlock, Nq - r0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(Nk),
+        // Keys [0, cols) are visible to some row of this block; none past them is read (see the top).
+        const int64_t cols = std::min(
+            kv_len, *std::max_element(mask_end.begin() + r0, mask_end.begin() + r0 + rows));  // >= 1, validated
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(cols),
                     static_cast<int>(D), params.softmax_scale, qh + r0 * D, static_cast<int>(D), kh,
-                    static_cast<int>(D), 0.0f, scores.data(), static_cast<int>(Nk));
-        pool_.parallel_for(0, rows, std::max<int64_t>(1, 8192 / Nk), [&](int64_t lo, int64_t hi) {
+                    static_cast<int>(D), 0.0f, scores.data(), static_cast<int>(cols));
+        pool_.parallel_for(0, rows, std::max<int64_t>(1, 8192 / cols), [&](int64_t lo, int64_t hi) {
           for (int64_t r = lo; r < hi; ++r) {
-            float* s = scores.data() + r * Nk;
+            float* s = scores.data() + r * cols;
             const int64_t visible = std::min(mask_end[static_cast<size_t>(r0 + r)], kv_len);  // >= 1, validated
             const float mx = *std::max_element(s, s + visible);
             float sum = 0.0f;
@@ -102,12 +107,12 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
             }
             const float inv = 1.0f / sum;
             for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
-            std::fill(s + visible, s + Nk, 0.0f);
+            std::fill(s + visible, s + cols, 0.0f);
           }
         });
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(D),
-                    static_cast<int>(Nk), 1.0f, scores.data(), static_cast<int>(Nk), vh, static_cast<int>(D), 0.0f,
-                    oh + r0 * D, static_cast<int>(D));
+                    static_cast<int>(cols), 1.0f, scores.data(), static_cast<int>(cols), vh, static_cast<int>(D),
+                    0.0f, oh + r0 * D, static_cast<int>(D));
       }
     }
   }

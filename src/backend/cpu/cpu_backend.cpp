@@ -8,18 +8,22 @@
 
 namespace sparvar {
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<cpu::CpuBackend>(threads); }
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool poison_allocations) {
+  return std::make_unique<cpu::CpuBackend>(threads, poison_allocations);
+}
 
 namespace cpu {
 
-CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+CpuBackend::CpuBackend(int threads, bool poison_allocations) : pool_(threads), poison_allocations_(poison_allocations) {}
 
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, fp32)", pool_.threads()); }
 
 Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
   SPARVAR_CHECK(dtype == DType::F32, "empty: the cpu backend stores f32 tensors only, asked for {}{}",
                 dtype_name(dtype), shape_string(shape));
-  return Tensor::empty(shape, dtype);
+  Tensor t = Tensor::empty(shape, dtype);
+  if (poison_allocations_) std::memset(t.data(), 0xFF, t.nbytes());  // every element a quiet NaN
+  return t;
 }
 
 Tensor CpuBackend::upload(const Tensor& host, DType dtype) {

@@ -14,7 +14,8 @@ namespace sparvar::cpu {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads);
+  // poison_allocations: empty() fills every new buffer with NaN (see make_cpu_backend).
+  explicit CpuBackend(int threads, bool poison_allocations = false);
 
   Device device() const override { return Device::CPU; }
   std::string name() const override;
@@ -49,6 +50,7 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool pool_;
+  bool poison_allocations_;
 };
 
 // Scalar activations shared by linear's epilogue and activation(); GeluTanh is

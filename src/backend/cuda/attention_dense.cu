@@ -109,12 +109,15 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   const int64_t end_a = row_a < args.nq ? vis.visible_end(row_a, batch) : args.nk;
   const int64_t end_b = row_b < args.nq ? vis.visible_end(row_b, batch) : args.nk;
 
-  load_tile_async<D>(q_tile, q, q0, args.nq);
-  load_tile_async<D>(k_tiles, k, 0, args.nk);
-  load_tile_async<D>(v_tiles, v, 0, args.nk);
-  cp_async_commit();
   __syncthreads();  // block_key_end is final
-  const int tiles = (block_key_end + kFlashKeys - 1) / kFlashKeys;
+  // Keys at or past block_key_end are never read (they load as zeros): no row sees them, and a KV cache's
+  // unwritten tail may hold anything, NaN included (0 x NaN would poison the P.V product).
+  const int64_t key_end = block_key_end;
+  load_tile_async<D>(q_tile, q, q0, args.nq);
+  load_tile_async<D>(k_tiles, k, 0, key_end);
+  load_tile_async<D>(v_tiles, v, 0, key_end);
+  cp_async_commit();
+  const int tiles = static_cast<int>((key_end + kFlashKeys - 1) / kFlashKeys);
 
   uint32_t qf[D / 16][4];
   float acc[D / 8][4];
@@ -125,8 +128,8 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   for (int t = 0; t < tiles; ++t) {
     const int buf = t & 1;
     if (t + 1 < tiles) {  // prefetch the next tile into the other buffer
-      load_tile_async<D>(k_tiles + (buf ^ 1) * kFlashKeys * S, k, int64_t(t + 1) * kFlashKeys, args.nk);
-      load_tile_async<D>(v_tiles + (buf ^ 1) * kFlashKeys * S, v, int64_t(t + 1) * kFlashKeys, args.nk);
+      load_tile_async<D>(k_tiles + (buf ^ 1) * kFlashKeys * S, k, int64_t(t + 1) * kFlashKeys, key_end);
+      load_tile_async<D>(v_tiles + (buf ^ 1) * kFlashKeys * S, v, int64_t(t + 1) * kFlashKeys, key_end);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -275,7 +278,7 @@ __global__ void __launch_bounds__(kGenericWarps * 32) generic_attention_kernel(A
   for (int64_t k0 = 0; k0 < block_key_end; k0 += kGenericKeys) {
     for (int i = threadIdx.x; i < kGenericKeys * d; i += blockDim.x) {
       const int r = i / d, c = i % d;
-      const bool inside = k0 + r < args.nk;
+      const bool inside = k0 + r < block_key_end;  // never read keys no row sees (see the flash kernel)
       k_chunk[r * stride + c] = inside ? to_float(k[(k0 + r) * d + c]) : 0.0f;
       v_chunk[r * stride + c] = inside ? to_float(v[(k0 + r) * d + c]) : 0.0f;
     }

@@ -9,7 +9,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
 check() { echo "FAIL: $*" >&2; status=1; }
-base=(--model "$golden/infinity_tiny.pth" --text-features "$golden/text_feats.npy" --text-lens 7,4 --threads 2)
+base=(--model "$golden/infinity_tiny.pth" --text-features "$golden/text_feats.npy" --text-lens 7,4 --threads 2 --device cpu)
 common=("${base[@]}" --size 0.06M --cfg 3 --tau 0.8)
 
 "$sparvar" generate "${common[@]}" --uniforms "$golden/uniforms.npy" --dump-logits "$work/dump" \

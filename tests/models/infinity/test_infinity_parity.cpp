@@ -69,9 +69,11 @@ class InfinityParity : public ::testing::TestWithParam<const char*> {
     if (std::string(GetParam()) == "cuda") {
       if (!cuda_available()) GTEST_SKIP() << "no CUDA device in this build/machine";
       backend_ = make_cuda_backend();
-      tol_ = {3e-2, 3e-2, 2e-2};
+      // bf16 activations, and CFG 3 amplifies the cond - uncond difference 3x: logits measured at 1.1e-2 to
+      // 3.5e-2 relative on an H100 (2026-11-24), so 5e-2; codes and bits as measured there, with margin.
+      tol_ = {5e-2, 3e-2, 2e-2};
     } else {
-      backend_ = make_cpu_backend(2);
+      backend_ = make_cpu_backend(2, /*poison_allocations=*/true);  // a read before a write gives NaN
       tol_ = {2e-4, 1e-5, 0.0};
     }
     const io::Checkpoint ckpt = io::open_checkpoint(golden("infinity_tiny.pth"));
