@@ -34,10 +34,14 @@ def filter_logits(logits_N2: torch.Tensor, top_k: int, top_p: float) -> torch.Te
 
 class TorchSampler:
     def __init__(self, seed: int = 0):
-        self.g = torch.Generator()
-        self.g.manual_seed(seed)
+        self.seed = seed
+        self.g = None
 
     def __call__(self, probs_N2: torch.Tensor, scale_idx: int) -> torch.Tensor:
+        # torch.multinomial needs a generator on the probabilities' device: made on first use.
+        if self.g is None or self.g.device != probs_N2.device:
+            self.g = torch.Generator(device=probs_N2.device)
+            self.g.manual_seed(self.seed)
         return torch.multinomial(probs_N2, 1, replacement=True, generator=self.g)[:, 0]
 
 

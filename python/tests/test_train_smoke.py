@@ -116,7 +116,7 @@ def test_pipeline_smoke(tmp_path):
     # resume: continues from step 3 to step 4 and appends to the log
     train_vae.main(base + ["--config", "vae_tiny_d32", "--size", "64", "--batch", "2", "--steps", "4",
                            "--out", str(runs / "vae"), "--resume"])
-    assert torch.load(str(runs / "vae" / "ckpt.pt"))["step"] == 4
+    assert common.load_checkpoint(str(runs / "vae" / "ckpt.pt"))["step"] == 4
     assert len(open(runs / "vae" / "vae_log.csv").read().strip().splitlines()) == 1 + 4
     train_infinity.main(base + ["--config", "infinity_tiny", "--t5-config", "t5-tiny", "--batch", "2", "--steps", "2",
                                 "--tokenizer", tok, "--vae-ckpt", str(runs / "vae" / "ckpt.pt"),

@@ -186,7 +186,12 @@ def save_checkpoint(path, **state):
 
 
 def load_checkpoint(path):
-    return torch.load(path, map_location="cpu")
+    # Our own training checkpoints hold numpy RNG state next to tensors; torch >= 2.6 refuses those with its
+    # default weights_only=True. They are written by this pipeline, so full unpickling is acceptable here.
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except TypeError:  # torch without the weights_only argument
+        return torch.load(path, map_location="cpu")
 
 
 def rng_state():

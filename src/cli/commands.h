@@ -12,5 +12,7 @@ using Runner = std::function<int()>;
 
 Runner register_info(CLI::App& app);
 Runner register_generate(CLI::App& app);
+Runner register_analyse(CLI::App& app);
+Runner register_compare(CLI::App& app);
 
 }  // namespace sparvar::cli

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   };
   add(&sparvar::cli::register_info);
   add(&sparvar::cli::register_generate);
+  add(&sparvar::cli::register_analyse);
+  add(&sparvar::cli::register_compare);
 
   try {
     app.parse(argc, argv);

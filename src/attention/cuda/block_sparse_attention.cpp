@@ -36,8 +36,8 @@ void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(!a.block_mass || a.nnz > 0, "block_sparse_attention: block_mass needs nnz (entries of col_blocks)");
   SPARVAR_CHECK(std::isfinite(a.softmax_scale) && a.softmax_scale > 0.f,
                 "block_sparse_attention: softmax_scale {} must be finite and positive", a.softmax_scale);
-  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_PIPELINED,
-                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined)", a.kernel);
+  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_PAIRED,
+                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired)", a.kernel);
   const long long rows = static_cast<long long>(a.batch) * a.heads * std::max(a.nq, a.nk) * a.head_dim;
   SPARVAR_CHECK(rows < (1ll << 40), "block_sparse_attention: tensors too large");
 }
@@ -71,11 +71,14 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
   }
   const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
   const bool pipelined_ok = attention_cuda::pipelined_supports(shape) && p.block_mass == nullptr;
-  if (args.kernel == BSA_KERNEL_PIPELINED) {
-    SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the pipelined kernel does not support head_dim {} k_block {} "
-                  "q_block {}{}", args.head_dim, args.k_block, args.q_block, p.block_mass ? " with block_mass" : "");
+  if (args.kernel == BSA_KERNEL_PIPELINED || args.kernel == BSA_KERNEL_PAIRED) {
+    SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
+                  "q_block {}{}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : "pipelined", args.head_dim,
+                  args.k_block, args.q_block, p.block_mass ? " with block_mass" : "");
   }
-  if (args.kernel != BSA_KERNEL_SIMPLE && pipelined_ok) {
+  if (args.kernel == BSA_KERNEL_PAIRED) {
+    check_cuda(attention_cuda::launch_paired(shape, p, stream), "paired kernel launch");
+  } else if (args.kernel != BSA_KERNEL_SIMPLE && pipelined_ok) {
     check_cuda(attention_cuda::launch_pipelined(shape, p, stream), "pipelined kernel launch");
   } else {
     check_cuda(attention_cuda::launch_simple(shape, p, stream), "simple kernel launch");

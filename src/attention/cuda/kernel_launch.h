@@ -18,5 +18,7 @@ struct LaunchShape {
 cudaError_t launch_simple(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 bool pipelined_supports(const LaunchShape& shape);
 cudaError_t launch_pipelined(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
+// v3: one K/V stream per 128-row tile shared by both consumer warpgroups; every shape, no block_mass.
+cudaError_t launch_paired(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 
 }  // namespace sparvar::attention_cuda

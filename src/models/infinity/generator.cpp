@@ -77,6 +77,9 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
   SPARVAR_CHECK(K <= c.num_lvl, "schedule {} has {} scales; the model has level embeddings for {}", sched.describe(),
                 K, c.num_lvl);
   SPARVAR_CHECK(o.tau > 0.0f, "tau must be > 0, got {}", o.tau);
+  SPARVAR_CHECK(o.skip_last >= 0 && o.skip_last < K, "skip-last {} must be in [0, {}] for a schedule of {} scales",
+                o.skip_last, K - 1, K);
+  const int K_run = K - o.skip_last;
   const std::vector<int32_t> lens = checked_lengths(text, c);
   const int64_t B = text.features.dim(0), L = sched.total_tokens(), D = c.d_vae(), C = c.embed_dim;
   const bool use_cfg = o.cfg != 1.0f;
@@ -119,7 +122,7 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
   result.workspace_bytes = ws.bytes() + codes_ws.bytes();
 
   std::vector<float> u, lg;
-  for (int si = 0; si < K; ++si) {
+  for (int si = 0; si < K_run; ++si) {
     t0 = std::chrono::steady_clock::now();
     const ScaleGrid grid = sched.grid(si);
     const int64_t n = grid.tokens(), off = sched.offset(si);
@@ -158,7 +161,7 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
     if (!is_last) be.resample(codes, ResampleMode::Bilinear, up);
     if (si == 0) be.copy(up, summed);
     else be.add(summed, up, summed);
-    if (!is_last) {
+    if (si + 1 < K_run) {
       const ScaleGrid next = sched.grid(si + 1), next_lat = latent_grid(next, c.spatial_patchify);
       const int64_t nn = next.tokens();
       Tensor resampled = codes_ws.take("next", {B, d, next_lat.h, next_lat.w});
@@ -179,7 +182,7 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
     (void)lat;
     be.synchronize();
     result.scale_ms.push_back(ms_since(t0));
-    if (o.on_scale) o.on_scale(ScaleReport{si, K, grid, result.scale_ms.back()});
+    if (o.on_scale) o.on_scale(ScaleReport{si, K_run, grid, result.scale_ms.back()});
   }
   result.summed_codes = be.download(summed).view({B, d, 1, last.h, last.w});
   return result;

@@ -37,6 +37,9 @@ struct GenerateOptions {
   std::optional<std::vector<float>> uniforms;  // supplied uniforms (parity), (scale, batch, token, bit) order
   std::optional<Tensor> forced_bits;           // host [batch, total_tokens, d_vae] of 0/1: used instead of sampling
   bool keep_inputs = false;      // also return each scale's input (the resampled running sum)
+  // Stop after scale K-1-skip_last: the codes so far (each upsampled to the last grid, as every non-final
+  // scale always is) form summed_codes, as the reference's trunk_scale does. 0 = run every scale.
+  int skip_last = 0;
   std::function<void(const ScaleReport&)> on_scale;
 };
 

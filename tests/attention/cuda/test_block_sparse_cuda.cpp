@@ -159,7 +159,7 @@ void expect(bool ok, const std::string& what) {
 }
 
 void run_case(Case c, int kernel, std::mt19937& rng) {
-  if (kernel == BSA_KERNEL_PIPELINED) c.with_mass = false;  // the pipelined kernel leaves block_mass to the simple one
+  if (kernel != BSA_KERNEL_SIMPLE) c.with_mass = false;  // pipelined / paired leave block_mass to the simple kernel
   const int D = c.head_dim, bh = c.batch * c.heads;
   const int qblocks = c.nq / c.q_block, kblocks = c.nk / c.k_block;
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -214,7 +214,7 @@ void run_case(Case c, int kernel, std::mt19937& rng) {
   try {
     sparvar::block_sparse_attention(a, nullptr);
   } catch (const sparvar::Error& e) {
-    if (kernel == BSA_KERNEL_PIPELINED && std::string(e.what()).find("does not support") != std::string::npos) {
+    if (kernel != BSA_KERNEL_SIMPLE && std::string(e.what()).find("does not support") != std::string::npos) {
       std::printf("  %-44s not supported by this kernel\n", tag.c_str());
       return;
     }
@@ -322,17 +322,22 @@ int main() {
       {"D128 q64 k64 dense mass", 1, 2, 128, 256, 384, 64, 64, true, true, true, true},
       {"D64 q64 k64 many tiles per-head partial", 2, 6, 64, 2048, 512, 64, 64, true, true, false, false},
       {"D128 q64 k64 many tiles shared", 2, 5, 128, 2048, 384, 64, 64, false, true, false, false},
+      // An odd number of 64-row query blocks: the paired kernel's last tile has one half only.
+      {"D128 q64 k64 odd q blocks per-head partial", 2, 3, 128, 320, 512, 64, 64, true, true, false, false},
+      {"D64 q64 k128 odd q blocks shared", 1, 2, 64, 448, 768, 64, 128, false, true, false, false},
   };
   if (quick) cases = {{"quick D128 q64 k64 mass", 1, 2, 128, 128, 256, 64, 64, true, true, true, false},
                       {"quick D64 q128 k128", 1, 1, 64, 256, 256, 128, 128, false, true, true, false},
-                      {"quick D64 q128 k64", 1, 2, 64, 256, 256, 128, 64, true, true, false, false}};
+                      {"quick D64 q128 k64", 1, 2, 64, 256, 256, 128, 64, true, true, false, false},
+                      {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false}};
   std::mt19937 rng(20261124);
   for (const Case& c : cases)
-    for (int kernel : {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED}) run_case(c, kernel, rng);
-  // Persistent lanes that wrap over many tiles (and rings over many tiles), on a tiny grid.
+    for (int kernel : {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED}) run_case(c, kernel, rng);
+  // Persistent CTAs that wrap over many tiles (and rings over many tiles), on a tiny grid.
   setenv("SPARVAR_ATTN_MAX_CTAS", "1", 1);
   std::printf("  (grid capped at 1 CTA)\n");
-  for (const Case& c : cases) run_case(c, BSA_KERNEL_PIPELINED, rng);
+  for (const Case& c : cases)
+    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED}) run_case(c, kernel, rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
   if (failures) {
     std::printf("test_block_sparse_cuda: %d FAILURES\n", failures);

@@ -1,0 +1,119 @@
+// SparVAR self-attention for Infinity: an AttentionRunner that drives the block-sparse kernel with the CSLA
+// (static) or CS4A (dynamic) patterns of src/attention, on the CPU (cpu_block_sparse.h) or the GPU
+// (attention/cuda/block_sparse_attention.h). See docs/attention.md, "Runtime".
+//
+// Per call at query scale k: scales with fewer than dense_below_tokens tokens use the backend's dense
+// attention; otherwise q (scale k) and the KV cache's scales 0..k are gathered into padded tile order,
+// block-sparse attention runs with the scale's pattern, and the output is scattered back to row-major.
+// Everything that depends only on the schedule (layouts, CSLA patterns, permutation tables, scratch) is
+// built once at construction; nothing is allocated per call (a batch larger than max_batch grows the
+// scratch once).
+// CS4A: scales below the decision scale k_d run dense (backend); at k_d the kernel runs with every block
+// listed and records the block mass per layer and head; the runner selects (tau, cap), maps the selection to
+// every later scale and keeps those per-layer patterns for the rest of the image.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attention/pattern_cs4a.h"
+#include "attention/pattern_csla.h"
+#include "models/infinity/attention_runner.h"
+
+namespace sparvar::infinity {
+
+enum class AttentionMode { Dense, Csla, Cs4a };
+
+std::string_view attention_mode_name(AttentionMode mode);  // "dense", "csla", "cs4a"
+// Throws Error listing the modes on anything else.
+AttentionMode parse_attention_mode(std::string_view name);
+
+// What the runner saw at the CS4A decision scale of one layer (for `sparvar analyse` and tests).
+struct Cs4aDecisionView {
+  int layer = 0;
+  int scale = 0;
+  const ScaleLayouts* layouts = nullptr;  // decision scale's q / k layouts
+  int64_t batch = 0, heads = 0;
+  std::span<const float> mass;            // [batch, heads, q blocks, k blocks]: the kernel's block mass
+  const BlockPattern* selected = nullptr; // cs4a_select on the batch-averaged mass (per head)
+};
+
+// Defaults put fidelity first: 64-token tiles (the finest the kernel runs efficiently), CSLA with 6 sink
+// scales, a 2-token window in every earlier scale and a 3x3-tile own window; CS4A with tau 0.95, no cap,
+// and the CSLA own-scale window added to the mapped patterns (locality the decision scale cannot see).
+struct SparseAttentionOptions {
+  SparseAttentionOptions() { cs4a.union_own_window = true; }
+
+  CslaOptions csla;  // its q_tile / k_tile / dense_below_tokens are replaced by the fields below
+  Cs4aOptions cs4a;  // its q_tile / k_tile are replaced by the fields below
+  TileShape q_tile{8, 8};
+  TileShape k_tile{8, 8};
+  // Query scales with fewer tokens use the backend's dense attention (24x24 and below at 1M: ~6% of the
+  // FLOPs, where a block kernel gains nothing). CS4A: scales below the decision scale always run dense, the
+  // decision scale always through the kernel (it must record the mass).
+  int64_t dense_below_tokens = 1024;
+  // Dense mode: run the block-sparse kernel with every block listed (at scales >= dense_below_tokens)
+  // instead of the backend's dense attention. For measuring the kernel and for tests.
+  bool dense_as_block_sparse = false;
+  int max_batch = 2;     // scratch is sized for this batch (CFG: 2 per image) at construction
+  int cuda_kernel = 0;   // BlockSparseKernel of the CUDA kernel (0 = AUTO)
+  int cpu_threads = 0;   // CPU path's thread pool (0 = all cores)
+  std::function<void(const Cs4aDecisionView&)> on_cs4a_decision;  // optional observer
+};
+
+// Device-specific half of the runner (gather, kernel, scatter): attention_executor.h.
+class AttentionExecutor;
+
+class SparseAttentionRunner final : public AttentionRunner {
+ public:
+  SparseAttentionRunner(Backend& backend, AttentionMode mode, SparseAttentionOptions options,
+                        const ScaleSchedule& schedule, int heads, int head_dim);
+  ~SparseAttentionRunner() override;
+
+  void self_attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+                      const SelfAttentionCall& call, Tensor& out) override;
+
+  AttentionMode mode() const { return mode_; }
+  const SparseAttentionOptions& options() const { return options_; }
+  // True when scale k goes through the block-sparse kernel.
+  bool runs_block_sparse(int scale) const;
+  // CS4A decision scale (-1 in other modes).
+  int decision_scale() const { return decision_scale_; }
+  // The static pattern of scale k (CSLA / dense-listed; null when k runs dense or the mode is CS4A).
+  const BlockSparseLayout* static_layout(int scale) const;
+  // The CS4A pattern of (layer, scale > k_d) chosen at this image's decision scale (null before it).
+  const BlockSparseLayout* cs4a_layout(int layer, int scale) const;
+  // Scale k's layouts (q: scale k; k: scales 0..k) as this runner tiles them.
+  const ScaleLayouts& layouts(int scale) const;
+
+ private:
+  void decide_cs4a(int layer, std::span<const float> mass, int64_t batch);
+
+  AttentionMode mode_;
+  SparseAttentionOptions options_;
+  ScaleSchedule schedule_;
+  int heads_, head_dim_;
+  int decision_scale_ = -1;
+  std::vector<char> sparse_;                      // [scale]: runs through the kernel
+  std::vector<ScaleLayouts> layouts_;             // [scale] (empty for dense scales)
+  std::vector<std::unique_ptr<BlockSparseLayout>> static_;  // [scale]
+  BlockSparseLayout decision_dense_;              // CS4A: every block listed at k_d
+  std::vector<std::unique_ptr<Cs4aMapper>> mappers_;        // [scale > k_d]
+  std::map<std::pair<int, int>, BlockSparseLayout> cs4a_;   // (layer, scale) -> this image's pattern
+  std::vector<float> mass_, mass_avg_;            // decision-scale mass scratch
+  std::unique_ptr<AttentionExecutor> exec_;
+};
+
+// Dense mode without dense_as_block_sparse gives a DenseAttentionRunner; everything else a
+// SparseAttentionRunner for this schedule, head count and head dim (the CUDA kernel takes head dim 64 or
+// 128 and 64- or 128-token tiles; anything else is an Error here, not at the first call).
+std::unique_ptr<AttentionRunner> make_attention_runner(Backend& backend, AttentionMode mode,
+                                                       const SparseAttentionOptions& options,
+                                                       const ScaleSchedule& schedule, int heads, int head_dim);
+
+}  // namespace sparvar::infinity
