@@ -10,7 +10,7 @@
 #include <random>
 
 #include "backend/backend.h"
-#include "compare.h"
+#include "../compare.h"
 #include "io/checkpoint.h"
 #include "io/npy.h"
 #include "io/safetensors.h"
