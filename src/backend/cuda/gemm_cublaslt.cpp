@@ -18,6 +18,11 @@ namespace {
 constexpr size_t kWorkspaceBytes = 32u << 20;
 constexpr int kCandidates = 8;   // heuristic results timed on a shape's first run
 constexpr int kTuneReps = 3;
+// Timing candidates costs ~(1 + kTuneReps) x kCandidates runs plus a sync on a shape's first call. It pays for
+// the large GEMMs of Infinity 2B/8B (tens to hundreds of GFLOP, where cuBLASLt's first choice can be 5-20%
+// off); below this size the heuristic's first choice is kept, so a small model's first image is not slowed
+// by tuning dozens of tiny shapes.
+constexpr double kTuneMinFlops = 4e9;
 
 cudaDataType_t cuda_type(DType d) {
   switch (d) {
@@ -109,7 +114,8 @@ GemmRunner::Plan* GemmRunner::plan_for(const GemmShape& s) {
   if (status != CUBLAS_STATUS_NOT_SUPPORTED) CUBLAS_CHECK(status);
   for (int i = 0; i < returned && status == CUBLAS_STATUS_SUCCESS; ++i)
     if (results[i].state == CUBLAS_STATUS_SUCCESS) plan->candidates.push_back(results[i]);
-  plan->tuned = plan->candidates.size() <= 1 || !autotune_;
+  const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k) * s.batch;
+  plan->tuned = plan->candidates.size() <= 1 || !autotune_ || flops < kTuneMinFlops;
   slot = std::move(plan);
   return slot.get();
 }
