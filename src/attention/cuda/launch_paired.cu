@@ -1,30 +1,10 @@
 // Descriptors, instantiations and launch of the phase-3 (paired: one K/V stream per 128-row tile) kernel.
 #include "kernel_launch.h"
+#include "launch_common.cuh"
 #include "kernel_paired.cuh"
-
-#include <algorithm>
-#include <cstdlib>
 
 namespace sparvar::attention_cuda {
 namespace {
-
-template <int D>
-typename PairedKernel<D>::GmemTensor gmem_view(const __nv_bfloat16* ptr, int rows, int bh) {
-  using K = PairedKernel<D>;
-  return make_tensor(make_gmem_ptr(reinterpret_cast<const Element*>(ptr)),
-                     typename K::GmemLayout(make_shape(rows, Int<D>{}, bh),
-                                            make_stride(Int<D>{}, _1{}, static_cast<int64_t>(rows) * D)));
-}
-
-// Persistent grid: one CTA per SM; SPARVAR_ATTN_MAX_CTAS caps it (tests use it to make CTAs wrap around).
-int max_ctas() {
-  int device = 0, count = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    count = 132;
-  if (const char* cap = std::getenv("SPARVAR_ATTN_MAX_CTAS")) count = std::max(1, std::min(count, std::atoi(cap)));
-  return count;
-}
 
 template <int D>
 cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream) {
@@ -36,11 +16,11 @@ cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t
   prm.qtiles = p.nq / kTileM;
   prm.pairs = (prm.qtiles + 1) / 2;
   prm.num_tiles = prm.bh * prm.pairs;
-  prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<D>(p.q, p.nq, prm.bh), typename Cfg::SmemLayoutQ{},
+  prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.q, p.nq, prm.bh), typename Cfg::SmemLayoutQ{},
                             Shape<Int<kTileM>, Int<D>>{}, _1{});
-  prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<D>(p.k, p.nk, prm.bh), typename K::SmemLayoutKStage{},
+  prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.k, p.nk, prm.bh), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
-  prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<D>(p.v, p.nk, prm.bh), typename K::SmemLayoutKStage{},
+  prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.v, p.nk, prm.bh), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
   auto kernel = paired_block_sparse_kernel<D>;
   constexpr int smem = K::kSmemBytes;

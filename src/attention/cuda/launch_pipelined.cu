@@ -1,30 +1,10 @@
 // Descriptors, instantiations and launch of the phase-2 (pipelined, persistent) kernel.
 #include "kernel_launch.h"
+#include "launch_common.cuh"
 #include "kernel_pipelined.cuh"
-
-#include <algorithm>
-#include <cstdlib>
 
 namespace sparvar::attention_cuda {
 namespace {
-
-template <int D>
-typename PipelinedKernel<D>::GmemTensor gmem_view(const __nv_bfloat16* ptr, int rows, int bh) {
-  using K = PipelinedKernel<D>;
-  return make_tensor(make_gmem_ptr(reinterpret_cast<const Element*>(ptr)),
-                     typename K::GmemLayout(make_shape(rows, Int<D>{}, bh),
-                                            make_stride(Int<D>{}, _1{}, static_cast<int64_t>(rows) * D)));
-}
-
-// Persistent grid: one CTA per SM; SPARVAR_ATTN_MAX_CTAS caps it (tests use it to make lanes wrap around).
-int max_ctas() {
-  int device = 0, count = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    count = 132;
-  if (const char* cap = std::getenv("SPARVAR_ATTN_MAX_CTAS")) count = std::max(1, std::min(count, std::atoi(cap)));
-  return count;
-}
 
 template <int D>
 cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream) {
@@ -34,11 +14,11 @@ cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t
   typename K::Params prm{};
   prm.p = p;
   prm.num_tiles = bh * (p.nq / kTileM);
-  prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<D>(p.q, p.nq, bh), typename Cfg::SmemLayoutQ{},
+  prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.q, p.nq, bh), typename Cfg::SmemLayoutQ{},
                             Shape<Int<kTileM>, Int<D>>{}, _1{});
-  prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<D>(p.k, p.nk, bh), typename K::SmemLayoutKStage{},
+  prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.k, p.nk, bh), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
-  prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<D>(p.v, p.nk, bh), typename K::SmemLayoutKStage{},
+  prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.v, p.nk, bh), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
   auto kernel = pipelined_block_sparse_kernel<D>;
   constexpr int smem = K::kSmemBytes;
