@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-targets=(${FUZZ_TARGETS:-fuzz_safetensors fuzz_torch_pickle fuzz_torch_zip})
+targets=(${FUZZ_TARGETS:-fuzz_safetensors fuzz_torch_pickle fuzz_torch_zip fuzz_png fuzz_shard_index fuzz_manifest})
 mkdir -p build-fuzz
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 

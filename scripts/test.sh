@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh -DSPARVAR_WERROR=ON
 ctest --test-dir build --output-on-failure -j "$(nproc)"
-if [ "${FUZZ_SECONDS:-60}" != 0 ] && [ -f scripts/fuzz.sh ]; then
-  bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+if [ "${FUZZ_SECONDS:-40}" != 0 ] && [ -f scripts/fuzz.sh ]; then
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-40}"
 fi

@@ -42,8 +42,14 @@ ShardIndex read_shard_index(const std::filesystem::path& index_path) {
   SPARVAR_CHECK(in.good(), "cannot open {}", label);
   std::ostringstream text;
   text << in.rdbuf();
+  return parse_shard_index(text.str(), index_path);
+}
 
-  const auto json = parse_strict_json(text.str(), fmt::format("shard index {}", label));
+ShardIndex parse_shard_index(std::string_view text, const std::filesystem::path& index_path) {
+  const std::string label = index_path.string();
+  SPARVAR_CHECK(text.size() <= kMaxIndexBytes, "{}: {} bytes is too large for a shard index", label, text.size());
+  std::error_code ec;
+  const auto json = parse_strict_json(text, fmt::format("shard index {}", label));
   SPARVAR_CHECK(json.is_object(), "{}: a shard index must be a JSON object", label);
   SPARVAR_CHECK(json.contains("weight_map") && json["weight_map"].is_object(),
                 "{}: shard index has no \"weight_map\" object", label);

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,10 @@ struct ShardIndex {
 
 // Throws Error naming the index file (and the shard or key) on any problem.
 ShardIndex read_shard_index(const std::filesystem::path& index_path);
+
+// Same, for index text already in memory that was read from (or stands for) index_path: every check above
+// applies, and the shard files are looked up beside index_path. read_shard_index reads the file and calls this.
+ShardIndex parse_shard_index(std::string_view text, const std::filesystem::path& index_path);
 
 // True for names such as "model.safetensors.index.json" (any "*.index.json").
 bool looks_like_shard_index(const std::filesystem::path& path);

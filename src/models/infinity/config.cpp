@@ -51,8 +51,10 @@ std::string InfinityConfig::block_prefix(int i) const {
 }
 
 std::string InfinityConfig::describe() const {
+  // Also called to report an invalid config: no division by a head count that may be zero.
+  const std::string head_dim_text = num_heads > 0 ? std::to_string(head_dim()) : std::string("?");
   return fmt::format("{}: {} layers, width {}, {} heads x {}, FFN {}, text {} (max {}), {} bits/token{}, {} chunks",
-                     name, depth, embed_dim, num_heads, head_dim(), ffn_hidden, text_channels, text_maxlen, d_vae(),
+                     name, depth, embed_dim, num_heads, head_dim_text, ffn_hidden, text_channels, text_maxlen, d_vae(),
                      spatial_patchify ? " (2x2 patchify)" : "", block_chunks);
 }
 

@@ -44,13 +44,30 @@ std::string get_string(const json& obj, const std::string& key, const Where& w) 
   return v.get<std::string>();
 }
 
+// True when the JSON integer v lies in [lo, hi]. Integers above INT64_MAX are stored unsigned and would wrap
+// to negative numbers through get<int64_t>(), so they are compared as what they are.
+bool integer_in(const json& v, int64_t lo, int64_t hi) {
+  if (v.is_number_unsigned()) return hi >= 0 && v.get<uint64_t>() <= static_cast<uint64_t>(hi) &&
+                                    (lo <= 0 || v.get<uint64_t>() >= static_cast<uint64_t>(lo));
+  const int64_t x = v.get<int64_t>();
+  return x >= lo && x <= hi;
+}
+
 int get_int(const json& obj, const std::string& key, const Where& w) {
   const json& v = member(obj, key, w);
   SPARVAR_CHECK(v.is_number_integer(), "{}: '{}' must be an integer, is {}", w.file, (w / key).path, v.dump());
-  const int64_t x = v.get<int64_t>();
-  SPARVAR_CHECK(x >= -(int64_t{1} << 30) && x <= (int64_t{1} << 30), "{}: '{}' = {} is out of range", w.file,
-                (w / key).path, x);
-  return static_cast<int>(x);
+  SPARVAR_CHECK(integer_in(v, -(int64_t{1} << 30), int64_t{1} << 30), "{}: '{}' = {} is out of range", w.file,
+                (w / key).path, v.dump());
+  return static_cast<int>(v.get<int64_t>());
+}
+
+// A model size: an integer in [lo, hi]. The bounds keep the sizes derived from it (FFN width, channels, pixels)
+// inside int, and keep zero out of the divisions the config checks do.
+constexpr int kMaxSize = 1 << 20;
+int get_size(const json& obj, const std::string& key, const Where& w, int lo = 1, int hi = kMaxSize) {
+  const int x = get_int(obj, key, w);
+  SPARVAR_CHECK(x >= lo && x <= hi, "{}: '{}' = {} must be in [{}, {}]", w.file, (w / key).path, x, lo, hi);
+  return x;
 }
 
 double get_number(const json& obj, const std::string& key, const Where& w) {
@@ -79,19 +96,19 @@ infinity::InfinityConfig infinity_config(const json& c, const std::string& name,
                   "spatial_patchify", "block_chunks", "norm_eps", "num_lvl"}, w);
   infinity::InfinityConfig cfg;
   cfg.name = name;
-  cfg.depth = get_int(c, "depth", w);
-  cfg.embed_dim = get_int(c, "embed_dim", w);
-  cfg.num_heads = get_int(c, "num_heads", w);
+  cfg.depth = get_size(c, "depth", w);
+  cfg.embed_dim = get_size(c, "embed_dim", w);
+  cfg.num_heads = get_size(c, "num_heads", w);
   const double mlp = get_number(c, "mlp_ratio", w);
   SPARVAR_CHECK(mlp > 0 && mlp < 64, "{}: '{}' = {} must be in (0, 64)", w.file, (w / "mlp_ratio").path, mlp);
   cfg.ffn_hidden = static_cast<int>(std::round(cfg.embed_dim * mlp / 256.0) * 256);
-  cfg.text_channels = get_int(c, "text_channels", w);
-  cfg.text_maxlen = get_int(c, "text_maxlen", w);
-  cfg.vae_codebook_dim = get_int(c, "vae_codebook_dim", w);
+  cfg.text_channels = get_size(c, "text_channels", w);
+  cfg.text_maxlen = get_size(c, "text_maxlen", w);
+  cfg.vae_codebook_dim = get_size(c, "vae_codebook_dim", w);
   cfg.spatial_patchify = get_bool(c, "spatial_patchify", w);
-  cfg.block_chunks = get_int(c, "block_chunks", w);
+  cfg.block_chunks = get_size(c, "block_chunks", w);
   cfg.norm_eps = static_cast<float>(get_number(c, "norm_eps", w));
-  cfg.num_lvl = get_int(c, "num_lvl", w);
+  cfg.num_lvl = get_size(c, "num_lvl", w);
   cfg.pool_heads = cfg.text_channels / (cfg.embed_dim <= 4096 ? 128 : 64);
   try {
     infinity::validate(cfg);
@@ -104,10 +121,10 @@ infinity::InfinityConfig infinity_config(const json& c, const std::string& name,
 bsq_vae::VaeConfig vae_config(const json& c, const Where& w) {
   only_fields(c, {"codebook_dim", "patch_size", "base_ch", "ch_mult", "num_res_blocks", "in_channels"}, w);
   bsq_vae::VaeConfig cfg;
-  cfg.codebook_dim = get_int(c, "codebook_dim", w);
-  cfg.patch_size = get_int(c, "patch_size", w);
-  cfg.base_ch = get_int(c, "base_ch", w);
-  cfg.num_res_blocks = get_int(c, "num_res_blocks", w);
+  cfg.codebook_dim = get_size(c, "codebook_dim", w);
+  cfg.patch_size = get_size(c, "patch_size", w, 2, 1024);
+  cfg.base_ch = get_size(c, "base_ch", w);
+  cfg.num_res_blocks = get_size(c, "num_res_blocks", w, 0);
   const int in_ch = get_int(c, "in_channels", w);
   SPARVAR_CHECK(in_ch == 3, "{}: '{}' = {}: only RGB (3) VAEs are supported", w.file, (w / "in_channels").path, in_ch);
   const json& mult = member(c, "ch_mult", w);
@@ -196,13 +213,13 @@ ModelManifest parse_manifest(const std::string& text, const fs::path& dir) {
   const json& size = member(root, "image_size", top);
   SPARVAR_CHECK(size.is_array() && size.size() == 2 && size[0].is_number_integer() && size[1].is_number_integer(),
                 "{}: 'image_size' must be [height, width], is {}", file, size.dump());
-  m.image_h = size[0].get<int>();
-  m.image_w = size[1].get<int>();
   const int px = m.vae.patch_size * (m.infinity.spatial_patchify ? 2 : 1);
   const ScaleGrid last = m.schedule.grids().back();
-  SPARVAR_CHECK(m.image_h == last.h * px && m.image_w == last.w * px,
+  SPARVAR_CHECK(integer_in(size[0], last.h * px, last.h * px) && integer_in(size[1], last.w * px, last.w * px),
                 "{}: 'image_size' {}x{} does not match the schedule's last grid {}x{} x {} pixels per token", file,
-                m.image_h, m.image_w, last.h, last.w, px);
+                size[0].dump(), size[1].dump(), last.h, last.w, px);
+  m.image_h = last.h * px;
+  m.image_w = last.w * px;
   SPARVAR_CHECK(m.vae.codebook_dim == m.infinity.vae_codebook_dim,
                 "{}: the VAE has {} bits per latent, the transformer predicts {}", file, m.vae.codebook_dim,
                 m.infinity.vae_codebook_dim);

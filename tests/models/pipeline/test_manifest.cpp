@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -87,6 +88,46 @@ TEST(Manifest, BrokenManifestsSayWhy) {
   EXPECT_NE(error_of(nlohmann::json::array()).find("must be an object"), std::string::npos);
   EXPECT_THROW(parse_manifest("{\"name\": ", kModel), Error);
   EXPECT_THROW(read_manifest(kModel / "no-such-folder"), Error);
+}
+
+// Found by fuzz_manifest: values that used to crash (a division by zero in the error message for zero heads),
+// overflow int (UB) in derived sizes, or wrap from huge unsigned JSON integers into accepted small ones.
+TEST(Manifest, FuzzFoundValuesAreErrors) {
+  auto expect_error = [](const nlohmann::json& j, const std::string& what) {
+    const std::string e = error_of(j);
+    EXPECT_NE(e.find(what), std::string::npos) << j.dump() << "\n -> " << (e.empty() ? "accepted" : e);
+  };
+  auto j = golden_json();
+  j["infinity"]["config"]["num_heads"] = 0;  // was: SIGFPE in InfinityConfig::head_dim() while reporting
+  expect_error(j, "'infinity.config.num_heads' = 0 must be in [1, 1048576]");
+
+  j = golden_json();
+  j["infinity"]["config"]["embed_dim"] = 1 << 30;  // was: round(embed_dim * mlp_ratio) overflowed int
+  expect_error(j, "'infinity.config.embed_dim' = 1073741824 must be in");
+
+  j = golden_json();
+  j["vae"]["config"]["base_ch"] = 1 << 30;  // was: base_ch * ch_mult overflowed int in VaeConfig::validate
+  expect_error(j, "'vae.config.base_ch' = 1073741824 must be in");
+
+  j = golden_json();
+  j["vae"]["config"]["patch_size"] = 1 << 30;  // was: patch_size * 2 * grid overflowed int
+  expect_error(j, "'vae.config.patch_size' = 1073741824 must be in [2, 1024]");
+
+  j = golden_json();
+  j["image_size"] = {(uint64_t{1} << 32) + 24, 24};  // was: read through get<int>() as 24 and accepted
+  expect_error(j, "'image_size' 4294967320x24 does not match");
+
+  j = golden_json();
+  j["sampling_defaults"]["top_k"] = std::numeric_limits<uint64_t>::max();  // was: wrapped to -1 and accepted
+  expect_error(j, "'sampling_defaults.top_k' = 18446744073709551615 is out of range");
+
+  j = golden_json();
+  j["t5"]["max_tokens"] = std::numeric_limits<uint64_t>::max() - 14;  // wrapped to -15: an error, but a wrong one
+  expect_error(j, "'t5.max_tokens' = 18446744073709551601 is out of range");
+
+  j = golden_json();
+  j["vae"]["config"]["num_res_blocks"] = 0;  // zero stays allowed where it was
+  EXPECT_EQ(error_of(j), "");
 }
 
 TEST(Manifest, ConfigTheFileContradictsFailsOnLoad) {
