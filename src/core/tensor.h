@@ -89,5 +89,9 @@ class Tensor {
 // Throws Error naming `what` unless t has exactly this shape.
 void expect_shape(const Tensor& t, const Shape& shape, std::string_view what);
 void expect_dtype(const Tensor& t, DType dtype, std::string_view what);
+// Aliasing rules of the ops (backend.h), checked before any work: `out` shares no byte with `in` ...
+void check_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
+// ... or, for elementwise ops, is exactly `in` (same bytes) or disjoint from it, never partially overlapping.
+void check_same_or_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
 
 }  // namespace sparvar

@@ -13,9 +13,6 @@ void check_f32(const Tensor& t, std::string_view op, std::string_view arg);
 void check_f32_shape(const Tensor& t, const Shape& shape, std::string_view op, std::string_view arg);
 // Output y must have exactly the shape `shape`; the message shows the input it was derived from.
 void check_output(const Tensor& y, const Shape& shape, std::string_view op);
-// Ops that forbid aliasing: out must not share any byte with in.
-void check_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
-// Elementwise ops: out may be exactly in (same bytes) or disjoint from it, never partially overlapping.
-void check_same_or_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
+// Aliasing: check_disjoint / check_same_or_disjoint (core/tensor.h), shared by both backends.
 
 }  // namespace sparvar::cpu

@@ -28,21 +28,4 @@ void check_output(const Tensor& y, const Tensor& like, const Shape& shape, std::
                 shape_string(shape), shape_string(like.shape()));
 }
 
-static bool overlaps(const Tensor& a, const Tensor& b) {
-  const auto* a0 = static_cast<const char*>(a.data());
-  const auto* b0 = static_cast<const char*>(b.data());
-  return a.nbytes() > 0 && b.nbytes() > 0 && a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
-}
-
-void check_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg) {
-  SPARVAR_CHECK(!overlaps(in, out), "{}: output {} overlaps {} {}; this op cannot work in place", op,
-                shape_string(out.shape()), in_arg, shape_string(in.shape()));
-}
-
-void check_same_or_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg) {
-  const bool same = in.data() == out.data() && in.nbytes() == out.nbytes();
-  SPARVAR_CHECK(same || !overlaps(in, out), "{}: output {} partially overlaps {} {}; in place needs the very same tensor",
-                op, shape_string(out.shape()), in_arg, shape_string(in.shape()));
-}
-
 }  // namespace sparvar::cuda

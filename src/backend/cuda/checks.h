@@ -17,9 +17,6 @@ void check_shaped_like(const Tensor& t, const Tensor& like, const Shape& shape, 
                        std::string_view arg);
 // The output: dtype of `like`, exact shape.
 void check_output(const Tensor& y, const Tensor& like, const Shape& shape, std::string_view op);
-// Ops that cannot work in place: out shares no byte with in.
-void check_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
-// Elementwise ops: out is exactly in (same bytes) or disjoint from it.
-void check_same_or_disjoint(const Tensor& in, const Tensor& out, std::string_view op, std::string_view in_arg);
+// Aliasing: check_disjoint / check_same_or_disjoint (core/tensor.h), shared by both backends.
 
 }  // namespace sparvar::cuda
