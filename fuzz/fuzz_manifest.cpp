@@ -11,29 +11,16 @@
 #include <string>
 
 #include "core/error.h"
+#include "scratch_dir.h"
 #include "models/pipeline/manifest.h"
 
 namespace {
-
-namespace fs = std::filesystem;
-
-fs::path g_dir;
-
-void remove_dir() {
-  std::error_code ec;
-  fs::remove_all(g_dir, ec);
-}
-
+std::filesystem::path g_dir;
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  std::string tmpl = (fs::temp_directory_path() / "sparvar_fuzz_manifest_XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-  g_dir = tmpl;
-  std::atexit(remove_dir);
-  fs::create_directories(g_dir / "t5");
-  for (const char* name : {"infinity.safetensors", "infinity.pth", "vae.pth", "vae.safetensors", "t5/spiece.model"})
-    std::ofstream(g_dir / name).put('\0');
+  g_dir = sparvar::fuzz::make_scratch_dir(
+      "sparvar_fuzz_manifest", {"infinity.safetensors", "infinity.pth", "vae.pth", "vae.safetensors", "t5/spiece.model"});
   return 0;
 }
 

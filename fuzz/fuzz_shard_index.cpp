@@ -12,30 +12,18 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "scratch_dir.h"
 #include "io/shard_index.h"
 
 namespace {
-
 namespace fs = std::filesystem;
-
 fs::path g_dir;
-
-void remove_dir() {
-  std::error_code ec;
-  fs::remove_all(g_dir, ec);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  std::string tmpl = (fs::temp_directory_path() / "sparvar_fuzz_shard_index_XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-  g_dir = tmpl;
-  std::atexit(remove_dir);
-  fs::create_directories(g_dir / "sub");
-  for (const char* name : {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
-                           "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "a", "sub/b"})
-    std::ofstream(g_dir / name).put('\0');
+  g_dir = sparvar::fuzz::make_scratch_dir(
+      "sparvar_fuzz_shard_index", {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+                                   "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "a", "sub/b"});
   return 0;
 }
 
