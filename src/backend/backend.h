@@ -118,4 +118,13 @@ std::unique_ptr<Backend> make_cuda_backend(int device = 0);
 // True when this build has CUDA and a CUDA device can be used (tests skip otherwise).
 bool cuda_available();
 
+// GPU memory the engine holds through its allocator (tensors, scratch, library workspaces it allocates), now
+// and at most since the last reset; zeros without CUDA. The CUDA context itself is not counted (torch's
+// max_memory_allocated is the comparable figure).
+struct GpuMemoryStats {
+  size_t current = 0, peak = 0;
+};
+GpuMemoryStats gpu_memory_stats();
+void reset_gpu_memory_peak();
+
 }  // namespace sparvar

@@ -8,4 +8,7 @@ std::unique_ptr<Backend> make_cuda_backend(int) {
 
 bool cuda_available() { return false; }
 
+GpuMemoryStats gpu_memory_stats() { return {}; }
+void reset_gpu_memory_peak() {}
+
 }  // namespace sparvar

@@ -12,6 +12,7 @@
 #include "attention/schedule.h"
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/model_files.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/npy.h"
@@ -51,50 +52,8 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   return cuda ? make_cuda_backend() : make_cpu_backend(threads);
 }
 
-// --model: a checkpoint file, a sharded index / folder, or a folder written by make_random_checkpoint.py
-// (infinity.pth or infinity_weights/ inside).
-fs::path transformer_path(const fs::path& model) {
-  if (fs::is_directory(model)) {
-    if (fs::exists(model / "infinity.pth")) return model / "infinity.pth";
-    if (fs::is_directory(model / "infinity_weights")) return model / "infinity_weights";
-  }
-  return model;
-}
-
-ScaleSchedule parse_schedule(const std::string& text) {
-  std::vector<ScaleGrid> grids;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    int h = 0, w = 0;
-    char x = 0;
-    std::stringstream is(item);
-    if (item.find('x') != std::string::npos ? !(is >> h >> x >> w) || x != 'x' : !(is >> h))
-      fail("--schedule: cannot parse '{}' (want e.g. 1,2,4 or 1x1,2x3)", item);
-    if (w == 0) w = h;
-    SPARVAR_CHECK(h >= 1 && w >= 1, "--schedule: grid '{}' must be at least 1x1", item);
-    grids.push_back({h, w});
-  }
-  return ScaleSchedule("custom", grids);
-}
-
-// --size: a pixel budget (with --aspect) or an exact image size HxW of one of Infinity's templates.
-ScaleSchedule pick_schedule(const GenerateFlags& f) {
-  if (!f.schedule.empty()) return parse_schedule(f.schedule);
-  const auto budgets = {PixelBudget::M0_06, PixelBudget::M0_25, PixelBudget::M0_60, PixelBudget::M1};
-  const std::string size = f.size.empty() ? "1M" : f.size;
-  if (size.find('x') == std::string::npos) return infinity_schedule(f.aspect.value_or(1.0), pixel_budget_from_name(size));
-  std::vector<std::string> supported;
-  for (double r : infinity_aspect_ratios())
-    for (PixelBudget b : budgets) {
-      const ScaleSchedule s = infinity_schedule(r, b);
-      const std::string name = fmt::format("{}x{}", s.grids().back().h * 16, s.grids().back().w * 16);
-      if (name == size) return s;
-      supported.push_back(name);
-    }
-  fail("--size {} is not an Infinity image size; supported (HxW pixels): {}; or a budget: 0.06M, 0.25M, 0.60M, 1M "
-       "with --aspect", size, fmt::join(supported, " "));
-}
+// --size / --aspect / --schedule (parity mode takes all three).
+ScaleSchedule pick_schedule(const GenerateFlags& f) { return schedule_from_flags(f.size, f.aspect, f.schedule); }
 
 std::vector<int32_t> parse_lengths(const std::string& text) {
   std::vector<int32_t> out;

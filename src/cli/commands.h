@@ -14,5 +14,6 @@ Runner register_info(CLI::App& app);
 Runner register_generate(CLI::App& app);
 Runner register_analyse(CLI::App& app);
 Runner register_compare(CLI::App& app);
+Runner register_bench(CLI::App& app);
 
 }  // namespace sparvar::cli

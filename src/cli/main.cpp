@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(&sparvar::cli::register_generate);
   add(&sparvar::cli::register_analyse);
   add(&sparvar::cli::register_compare);
+  add(&sparvar::cli::register_bench);
 
   try {
     app.parse(argc, argv);

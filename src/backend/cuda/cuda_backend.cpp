@@ -35,6 +35,16 @@ bool cuda_available() {
 
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<cuda::CudaBackend>(device); }
 
+GpuMemoryStats gpu_memory_stats() {
+  const cuda::AllocationCounters& c = cuda::allocation_counters();
+  return {c.current.load(), c.peak.load()};
+}
+
+void reset_gpu_memory_peak() {
+  cuda::AllocationCounters& c = cuda::allocation_counters();
+  c.peak.store(c.current.load());
+}
+
 namespace cuda {
 
 CudaBackend::CudaBackend(int device) : device_(device) {
@@ -83,7 +93,7 @@ Tensor CudaBackend::empty(const Shape& shape, DType dtype) {
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   const std::string what = fmt::format("tensor {}{}", dtype_name(dtype), shape_string(shape));
   void* p = device_malloc(bytes, what);
-  auto storage = std::make_shared<Storage>(p, bytes, Device::CUDA, [](void* q) { device_free(q); });
+  auto storage = std::make_shared<Storage>(p, bytes, Device::CUDA, [bytes](void* q) { device_free(q, bytes); });
   return Tensor(std::move(storage), 0, shape, dtype);
 }
 

@@ -2,6 +2,7 @@
 // saying how much was asked for, for what, and how much the device has free, so an out-of-memory report is actionable.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <string_view>
 #include <utility>
@@ -10,6 +11,16 @@
 #include "core/error.h"
 
 namespace sparvar::cuda {
+
+// Bytes held through device_malloc now and at most since the last reset (memory_stats.h reports them): what
+// the engine itself holds, comparable to torch.cuda.max_memory_allocated; the CUDA context is not counted.
+struct AllocationCounters {
+  std::atomic<size_t> current{0}, peak{0};
+};
+inline AllocationCounters& allocation_counters() {
+  static AllocationCounters counters;
+  return counters;
+}
 
 // cudaMalloc with the error message above; bytes == 0 returns nullptr.
 inline void* device_malloc(size_t bytes, std::string_view what) {
@@ -23,26 +34,34 @@ inline void* device_malloc(size_t bytes, std::string_view what) {
     fail("out of GPU memory allocating {} bytes for {} (free {} of {}): {}", bytes, what, free_bytes, total_bytes,
          cudaGetErrorString(status));
   }
+  AllocationCounters& c = allocation_counters();
+  const size_t now = c.current.fetch_add(bytes) + bytes;
+  size_t peak = c.peak.load();
+  while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {
+  }
   return p;
 }
 
 // cudaFree never throws here: it runs in destructors. It waits for work in flight on the device.
-inline void device_free(void* p) {
-  if (p && cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+// bytes: what device_malloc was asked for (for the counters).
+inline void device_free(void* p, size_t bytes) {
+  if (!p) return;
+  if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+  allocation_counters().current.fetch_sub(bytes);
 }
 
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   DeviceBuffer(size_t bytes, std::string_view what) : data_(device_malloc(bytes, what)), bytes_(bytes) {}
-  ~DeviceBuffer() { device_free(data_); }
+  ~DeviceBuffer() { device_free(data_, bytes_); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   DeviceBuffer(DeviceBuffer&& other) noexcept
       : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
     if (this != &other) {
-      device_free(data_);
+      device_free(data_, bytes_);
       data_ = std::exchange(other.data_, nullptr);
       bytes_ = std::exchange(other.bytes_, 0);
     }

@@ -24,6 +24,11 @@ grep -q "scale  3/3" "$work/out" || check "--skip-last 1 did not stop after 3 sc
 grep -Eq "^dense +[0-9.]+ +n/a +inf +1\.0000" "$work/out" || check "compare: dense row is not exact: $(cat "$work/out")"
 grep -q "^dense skip-last 1" "$work/out" || check "compare: no skip-last row"
 [ -s "$work/grid.png" ] || check "compare wrote no grid"
+"$sparvar" bench --model "$model" --schedule 1,2,4,6 --device cpu --threads 2 --repeat 2 --warmup 0 --attn dense,csla \
+  --json "$work/bench.json" --images "$work/bench" >"$work/out" 2>&1 || check "bench failed: $(cat "$work/out")"
+grep -Eq "^csla +[0-9.]+ +[0-9.]+" "$work/out" || check "bench: no csla row: $(cat "$work/out")"
+grep -q '"best_ms"' "$work/bench.json" || check "bench wrote no JSON"
+[ -s "$work/bench/dense.png" ] && [ -s "$work/bench/csla.png" ] || check "bench wrote no images"
 
 expect_error() {  # expect_error NEEDLE args...: exit 1, one stderr line holding NEEDLE, no work done
   local needle=$1; shift
@@ -42,6 +47,9 @@ expect_error "get the model" generate --model "$work/missing-model" --prompt "re
 expect_error "--tau" generate --model "$model" --prompt "a" --tau 0 -o "$work/x.png"
 expect_error "24x24" generate --model "$model" --prompt "a" --size 100x100 -o "$work/x.png"
 expect_error "skip-last" generate --model "$model" --prompt "a" --skip-last 9 -o "$work/x.png"
+expect_error "unknown attention mode" bench --model "$model" --attn dense,fast
+expect_error "no such file" bench --model "$work/missing-model"
+expect_error "--repeat" bench --model "$model" --repeat 0
 SPARVAR_MODEL_DIR="$work/nowhere" expect_error "SPARVAR_MODEL_DIR" generate --prompt "a" -o "$work/x.png"
 [ ! -e "$work/x.png" ] || check "an image was written by a failing run"
 
