@@ -160,15 +160,24 @@ def main(argv=None):
         return out
     vae.decode = timed_decode
 
-    backends = {"cudnn": [SDPBackend.CUDNN_ATTENTION], "flash": [SDPBackend.FLASH_ATTENTION],
-                "auto": [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                         SDPBackend.MATH]}[a.sdpa]
+    # The preferred backend first; calls it cannot take (the official code also attends in fp32 where autocast
+    # is off) fall through to the next ones, as torch would pick them.
+    rest = [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    backends = {"cudnn": [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION] + rest,
+                "flash": [SDPBackend.FLASH_ATTENTION] + rest,
+                "auto": [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION] + rest}[a.sdpa]
+
+    def sdpa_context():
+        try:
+            return sdpa_kernel(backends, set_priority=True)
+        except TypeError:  # older torch: no priority order
+            return sdpa_kernel(backends)
     runs = []
     for i in range(a.warmup + a.repeat):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         s = time.perf_counter()
-        with sdpa_kernel(backends), torch.no_grad(), torch.amp.autocast("cuda", dtype=torch.bfloat16):
+        with sdpa_context(), torch.no_grad(), torch.amp.autocast("cuda", dtype=torch.bfloat16):
             _, _, img = model.autoregressive_infer_cfg(
                 vae=vae, scale_schedule=schedule, label_B_or_BLT=text_cond, g_seed=a.seed + i, B=1,
                 negative_label_B_or_BLT=None, force_gt_Bhw=None, cfg_sc=3, cfg_list=[3.0] * len(schedule),

@@ -24,7 +24,12 @@ class Loader {
     if (!ckpt_.contains(key)) return std::vector<float>(static_cast<size_t>(shape_numel(shape)), 0.0f);
     return host(key, shape);
   }
-  Tensor device(const std::string& key, const Shape& shape) { return upload(host(key, shape), shape); }
+  // The checkpoint's bytes go to the device as they are (bf16 files to a bf16 model: one copy, no host
+  // conversion); only parameters that need host arithmetic (concatenations, exp of scales) use host().
+  Tensor device(const std::string& key, const Shape& shape) {
+    used_.insert(key);
+    return backend_.upload(ckpt_.tensor(key, shape), dtype_);
+  }
   Tensor upload(const std::vector<float>& values, const Shape& shape) {
     return backend_.upload(Tensor::from_floats(shape, values), dtype_);
   }
