@@ -22,10 +22,18 @@ echo "== ctest"
 grep -E "tests passed|tests failed|\(Failed\)|\(Skipped\)|Timeout" "$OUT/ctest.log" | head -20
 echo "== compute-sanitizer (attention kernels, quick cases)"
 for tool in memcheck racecheck synccheck; do
-  SPARVAR_TEST_QUICK=1 compute-sanitizer --tool $tool /tmp/b/tests/attention/cuda/test_block_sparse_cuda \
-    >"$OUT/sanitizer_$tool.log" 2>&1
-  echo "$tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1)"
+  : >"$OUT/sanitizer_$tool.log"  # one log per tool (few files come back from a call)
+  for t in test_block_sparse_cuda test_cs4a_build_cuda; do
+    SPARVAR_TEST_QUICK=1 compute-sanitizer --tool $tool /tmp/b/tests/attention/cuda/$t >/tmp/san.log 2>&1
+    cat /tmp/san.log >>"$OUT/sanitizer_$tool.log"
+    echo "$tool $t: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/san.log | tail -1)"
+  done
 done
+SPARVAR_TEST_QUICK=1 compute-sanitizer --tool memcheck /tmp/b/tests/backend/test_backend_ops --small >/tmp/san.log 2>&1
+cat /tmp/san.log >>"$OUT/sanitizer_memcheck.log"
+echo "memcheck test_backend_ops --small: $(grep -E 'ERROR SUMMARY' /tmp/san.log | tail -1)"
+echo "== CS4A GPU build vs the attention it drives"
+/tmp/b/bench/cs4a_gpu_bench 200 2>&1 | tee "$OUT/cs4a_gpu_bench.log" | grep -E "build|tiles"
 fi
 [ "$what" = tests ] && exit 0
 echo "== shipped model on the GPU"

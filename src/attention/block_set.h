@@ -18,6 +18,8 @@ class BlockSet {
   }
   void clear() { std::fill(words_.begin(), words_.end(), 0); }
   int size() const { return size_; }
+  // The bits, block i at bit i % 64 of word i / 64 (bits past size() are 0).
+  const std::vector<uint64_t>& words() const { return words_; }
   void set(int i) { words_[i >> 6] |= uint64_t{1} << (i & 63); }
   bool test(int i) const { return (words_[i >> 6] >> (i & 63)) & 1; }
   // Sets [begin, end).

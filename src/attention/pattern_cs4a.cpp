@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 
+#include "attention/cs4a_rule.h"
 #include "attention/region.h"
 #include "core/error.h"
 
@@ -12,7 +13,8 @@ namespace sparvar {
 namespace {
 
 // Masses grouped by magnitude (1/8 octave per bucket, everything below 2^-30 in bucket 0), so the
-// heaviest blocks can be taken a bucket at a time. Only touched buckets are reset.
+// heaviest blocks can be taken a bucket at a time. Sums are fixed point (cs4a_rule.h), so taking a bucket
+// whole gives exactly what taking its blocks one by one would. Only touched buckets are reset.
 class MassBuckets {
  public:
   static constexpr int kCount = 256;
@@ -23,11 +25,11 @@ class MassBuckets {
   void add(float v) {
     const int b = bucket(v);
     if (count_[b]++ == 0) used_.push_back(b);
-    sum_[b] += v;
+    sum_[b] += cs4a_rule::to_fixed(v);
     top_ = std::max(top_, b);
   }
   int top() const { return top_; }
-  double sum(int b) const { return sum_[b]; }
+  uint64_t sum(int b) const { return sum_[b]; }
   int count(int b) const { return count_[b]; }
   void clear_used() {
     for (int b : used_) sum_[b] = 0, count_[b] = 0;
@@ -36,7 +38,7 @@ class MassBuckets {
   }
 
  private:
-  double sum_[kCount] = {};
+  uint64_t sum_[kCount] = {};
   int count_[kCount] = {};
   std::vector<int> used_;
   int top_ = -1;
@@ -53,10 +55,25 @@ int Cs4aOptions::resolve_decision_scale(const ScaleSchedule& schedule) const {
   return kd;
 }
 
-BlockPattern cs4a_select(std::span<const float> mass, int heads, const ScaleLayouts& decision, const Cs4aOptions& o) {
+std::vector<BlockSet> cs4a_forced_blocks(const ScaleLayouts& decision, const Cs4aOptions& o) {
   const TileLayout& ql = decision.q;
   const TileLayout& kl = decision.k;
   const int kd = ql.first_scale();
+  SPARVAR_CHECK(!ql.scale(kd).packed, "CS4A: decision scale {} must be tiled, not packed", kd);
+  const int sink_blocks = kl.blocks_below(std::min(o.sink_scales, kd + 1));
+  std::vector<BlockSet> forced(static_cast<size_t>(ql.num_blocks()), BlockSet(kl.num_blocks()));
+  for (int qb = 0; qb < ql.num_blocks(); ++qb) {
+    forced[static_cast<size_t>(qb)].set_range(0, sink_blocks);
+    if (o.keep_own_block)
+      add_covering_tiles(kl.scale(kd), kl.tile(), ql.blocks()[static_cast<size_t>(qb)].rect, forced[static_cast<size_t>(qb)]);
+  }
+  return forced;
+}
+
+BlockPattern cs4a_select(std::span<const float> mass, int heads, const ScaleLayouts& decision, const Cs4aOptions& o) {
+  using namespace cs4a_rule;
+  const TileLayout& ql = decision.q;
+  const TileLayout& kl = decision.k;
   const int nq = ql.num_blocks(), nk = kl.num_blocks();
   SPARVAR_CHECK(heads >= 1, "CS4A select: heads must be >= 1, got {}", heads);
   SPARVAR_CHECK(mass.size() == size_t(heads) * nq * nk,
@@ -64,15 +81,9 @@ BlockPattern cs4a_select(std::span<const float> mass, int heads, const ScaleLayo
                 heads, nq, nk);
   SPARVAR_CHECK(o.tau > 0.0f && o.tau <= 1.0f, "CS4A select: tau must be in (0, 1], got {}", o.tau);
   SPARVAR_CHECK(o.max_blocks_per_row >= 0, "CS4A select: max_blocks_per_row must be >= 0, got {}", o.max_blocks_per_row);
-  SPARVAR_CHECK(!ql.scale(kd).packed, "CS4A select: decision scale {} must be tiled, not packed", kd);
 
   // Forced blocks per query block: sinks and the own-position key blocks.
-  const int sink_blocks = kl.blocks_below(std::min(o.sink_scales, kd + 1));
-  std::vector<BlockSet> forced(nq, BlockSet(nk));
-  for (int qb = 0; qb < nq; ++qb) {
-    forced[qb].set_range(0, sink_blocks);
-    if (o.keep_own_block) add_covering_tiles(kl.scale(kd), kl.tile(), ql.blocks()[qb].rect, forced[qb]);
-  }
+  const std::vector<BlockSet> forced = cs4a_forced_blocks(decision, o);
 
   BlockPattern p;
   p.num_q_blocks = nq;
@@ -87,37 +98,38 @@ BlockPattern cs4a_select(std::span<const float> mass, int heads, const ScaleLayo
   MassBuckets buckets;
   BlockSet row(nk);
   const int cap = o.max_blocks_per_row > 0 ? o.max_blocks_per_row : nk;
+  const uint64_t tau = tau_fixed(o.tau);
   for (int h = 0; h < heads; ++h) {
     for (int qb = 0; qb < nq; ++qb) {
       const float* m = mass.data() + (size_t(h) * nq + qb) * nk;
       const BlockSet& f = forced[qb];
-      double kept = 0, total = 0;
+      uint64_t kept = 0, total = 0;
       int kept_count = 0, n = 0;
       for (int c = 0; c < nk; ++c) {
         const float v = m[c];
-        SPARVAR_CHECK(v >= 0.0f && std::isfinite(v), "CS4A select: mass[{}, {}, {}] = {} is not a share", h, qb, c, v);
-        total += v;
+        SPARVAR_CHECK(is_share(v), "CS4A select: mass[{}, {}, {}] = {} is not a share", h, qb, c, v);
+        total += to_fixed(v);
         if (f.test(c)) {
-          kept += v;
+          kept += to_fixed(v);
           ++kept_count;
         } else if (v > 0.0f) {
           candidates[n++] = uint32_t(c);
         }
       }
-      SPARVAR_CHECK(std::fabs(total - 1.0) <= 1e-2, "CS4A select: mass row of head {} query block {} sums to {}, not 1",
-                    h, qb, total);
+      SPARVAR_CHECK(row_sum_ok(total), "CS4A select: mass row of head {} query block {} sums to {}, not 1", h, qb,
+                    double(total) / double(kFixedOne));
       row.clear();
       row.merge(f);
-      if (kept < o.tau && kept_count < cap && n > 0) {
+      if (kept < tau && kept_count < cap && n > 0) {
         // Heaviest first, without sorting the row: whole buckets of mass while they fit, then sort only
         // the bucket where tau or the cap is reached.
         for (int i = 0; i < n; ++i) buckets.add(m[candidates[i]]);
         int b = buckets.top();  // after the loop: buckets above b were taken whole
         for (; b >= 0; --b) {
-          const double bs = buckets.sum(b);
+          const uint64_t bs = buckets.sum(b);
           const int bc = buckets.count(b);
           if (bc == 0) continue;
-          if (kept + bs >= o.tau || kept_count + bc >= cap) break;
+          if (kept + bs >= tau || kept_count + bc >= cap) break;
           kept += bs;
           kept_count += bc;
         }
@@ -128,11 +140,11 @@ BlockPattern cs4a_select(std::span<const float> mass, int heads, const ScaleLayo
           if (vb > b) row.set(int(candidates[i]));
           else if (vb == b) boundary.push_back((uint64_t{std::bit_cast<uint32_t>(v)} << 32) | (0xffffffffu - candidates[i]));
         }
-        // Ties go to the lower block id.
+        // Heavier first; equal masses to the lower block id (cs4a_rule::heavier).
         std::sort(boundary.begin(), boundary.end(), std::greater<>());
-        for (size_t i = 0; i < boundary.size() && kept < o.tau && kept_count < cap; ++i) {
+        for (size_t i = 0; i < boundary.size() && kept < tau && kept_count < cap; ++i) {
           row.set(static_cast<int>(0xffffffffu - uint32_t(boundary[i])));
-          kept += std::bit_cast<float>(uint32_t(boundary[i] >> 32));
+          kept += to_fixed(std::bit_cast<float>(uint32_t(boundary[i] >> 32)));
           ++kept_count;
         }
         buckets.clear_used();

@@ -39,9 +39,14 @@ struct Cs4aOptions {
 
 // Step 2. mass: [heads, q blocks of k_d, key blocks of 0..k_d] (row-major), every row non-negative and
 // summing to 1 (within 1e-2). Layouts: the decision scale's (make_scale_layouts(schedule, k_d, ...)).
-// Returns a per-head pattern (shared_across_heads = false) of the decision scale.
+// Returns a per-head pattern (shared_across_heads = false) of the decision scale. The exact rule (visiting
+// order, ties, fixed-point mass) is cs4a_rule.h's, which the GPU builder (cuda/cs4a_device.h) shares.
 BlockPattern cs4a_select(std::span<const float> mass, int heads, const ScaleLayouts& decision,
                          const Cs4aOptions& options);
+
+// The blocks cs4a_select always keeps, per decision query block: the sinks and, with keep_own_block, the key
+// blocks of scale k_d covering the query block's tokens. [q blocks of k_d], sets over the key blocks of 0..k_d.
+std::vector<BlockSet> cs4a_forced_blocks(const ScaleLayouts& decision, const Cs4aOptions& options);
 
 // Step 3, for one later query scale k >= k_d. Holds the static tables; map() is per image and layer.
 class Cs4aMapper {
@@ -52,8 +57,15 @@ class Cs4aMapper {
   int query_scale() const { return query_scale_; }
   const ScaleLayouts& decision_layouts() const { return decision_; }
   const ScaleLayouts& layouts() const { return target_; }  // of the query scale k
+  const Cs4aOptions& options() const { return options_; }
   // The decision query block whose row a query block of scale k takes.
   int decision_block_of(int q_block) const { return decision_q_of_q_[q_block]; }
+  // Static tables, for builders that map without this class (cs4a_plan.h): decision key blocks below
+  // decision_first_block() map to themselves; decision key block decision_first_block() + i maps to cover()[i]
+  // (key blocks of scales k_d..k); own_window()[q block] is added to every row (empty without union_own_window).
+  int decision_first_block() const { return decision_first_block_; }
+  const std::vector<BlockSet>& cover() const { return cover_; }
+  const std::vector<BlockSet>& own_window() const { return own_window_; }
 
   // A decision pattern (from cs4a_select, or any pattern on the decision layouts) -> pattern at scale k.
   BlockPattern map(const BlockPattern& decision) const;

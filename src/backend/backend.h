@@ -12,7 +12,9 @@
 //  - shapes, dtypes and devices are validated before any work; a mismatch throws sparvar::Error naming the
 //    op, the argument and both shapes;
 //  - in/out aliasing (y the same tensor as x) is allowed for elementwise ops (activation, add, mul,
-//    adaln_modulate, rope, l2_normalize, softmax, norms), not for linear, attention, conv2d, resample, permute.
+//    adaln_modulate, rope, l2_normalize, softmax, norms, layer_norm_modulate, gated_residual's y), not for
+//    linear, attention, conv2d, resample, permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes;
+//  - integer tensors: sample_bits and bits_to_codes take U8 bits (both backends store U8 tensors for them).
 #pragma once
 
 #include <memory>
@@ -33,6 +35,26 @@ struct ScaleMask {
   std::vector<int64_t> q_ends;
   std::vector<int64_t> k_ends;
   bool empty() const { return q_ends.empty(); }
+};
+
+// Infinity's bitwise sampling (models/infinity/sampler.h) as a backend op, see Backend::sample_bits.
+struct BitSampling {
+  float tau = 1.0f;      // logits are divided by tau ...
+  float cfg = 1.0f;      // ... then, with 2B raw rows: cfg * cond + (1 - cfg) * uncond
+  int top_k = 0;         // only 1 filters (the smaller logit of a bit)
+  float top_p = 0.0f;    // <= 0: off
+  uint64_t seed = 0;     // Philox stream (seed, stream) when no uniforms are given: element i of the bits
+  uint64_t stream = 0;   // [B, N, D] (row-major) takes uniform_float(seed, stream, i) (core/philox.h)
+};
+
+// A point in a backend's queue of work, for timing without synchronising: CUDA records an event on the stream;
+// the CPU backend, whose ops finish before they return, takes the wall clock.
+class TimingEvent {
+ public:
+  virtual ~TimingEvent() = default;
+  // Milliseconds from `earlier` (an event of the same backend) to this one. Both must have completed: call
+  // after the backend's synchronize().
+  virtual double ms_since(const TimingEvent& earlier) const = 0;
 };
 
 struct AttentionParams {
@@ -61,6 +83,13 @@ class Backend {
   // dst = src converted (same element count, any float dtypes; both on this backend).
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
   virtual void synchronize() = 0;
+  // Writes src into dst at `offset` along dimension `dim`: dst[..., offset + i, ...] = src[..., i, ...]. Same
+  // dtype (any) and rank; every other dimension equal; offset + src.dim(dim) <= dst.dim(dim). Only that slab of
+  // dst is written, the rest keeps its contents (unlike other outputs). One strided copy, e.g. a scale's keys
+  // into a KV cache [B, H, capacity, D] at a token offset.
+  virtual void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) = 0;
+  // See TimingEvent.
+  virtual std::unique_ptr<TimingEvent> record_event() = 0;
 
   // ---- dense algebra ------------------------------------------------------------------------------
   // y[..., N] = act(x[..., K] @ w[N, K]^T + bias[N]). x's leading dims are flattened to M rows. bias may be
@@ -90,6 +119,40 @@ class Backend {
   virtual void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) = 0;
   // y = x with dimensions permuted: y.shape[i] = x.shape[perm[i]]; up to 6 dims.
   virtual void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) = 0;
+
+  // ---- fused ops of Infinity's transformer block ---------------------------------------------------
+  // Each equals a composition of the ops above in one pass (the CPU backend gives bit-identical results to
+  // that composition; CUDA rounds once instead of after every step).
+  // layer_norm without affine, then adaln_modulate: y = LN(x) * (1 + scale[b]) + shift[b]. x, y [B, N, C];
+  // scale, shift [B, C]. y may be x.
+  virtual void layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps,
+                                   Tensor& y) = 0;
+  // Gated residual: x[b, n, c] += gate[b, c] * y[b, n, c]. x, y [B, N, C]; gate [B, C]; x is updated in place.
+  virtual void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) = 0;
+  // The fused q/k/v projection's output into attention layout, straight into the KV cache. qkv [B, N, 3 * H * D]
+  // (per token: the q heads, then the k heads, then the v heads); cos, sin [N, D/2] F32 (as for rope);
+  // q_scale [H] or null (= 1); k_cache, v_cache [B, H, capacity, D] with offset + N <= capacity:
+  //   q [B, H, N, D]                = rope(l2_normalize(q heads, eps, q_scale))
+  //   k_cache[:, :, offset + n, :]  = rope(l2_normalize(k heads, eps))
+  //   v_cache[:, :, offset + n, :]  = v heads
+  // (l2_normalize and rope exactly as above). Cache tokens outside [offset, offset + N) keep their contents.
+  virtual void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin,
+                                float eps, int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache) = 0;
+
+  // ---- sampling (Infinity's bitwise head) -----------------------------------------------------------------
+  // raw [R, N, 2 * D]: the head's logits, two per bit (bit j: 2j for 0, 2j + 1 for 1); R = B, or 2B for CFG
+  // (conditional rows, then the unconditional rows in the same order). Writes, each optional (not both null):
+  //   logits F32 [B, N, 2 * D]: raw / tau, combined with CFG when R = 2B (see BitSampling);
+  //   bits U8 [B, N, D]: 1 iff u >= p(bit = 0) (top-k / top-p as in sampler.h), u = uniforms[b, n, j]
+  //     (F32 [B, N, D], when given) or the Philox stream of `params`.
+  // The arithmetic is core/bit_sampling.h's on every backend: the same raw logits and uniforms give the same
+  // bits on the CPU and the GPU.
+  virtual void sample_bits(const Tensor& raw, const BitSampling& params, const Tensor* uniforms, Tensor* bits,
+                           Tensor* logits) = 0;
+  // Bits of one scale to BSQ codes on its latent grid: bits U8 [B, h * w, d * p * p] (0/1), codes F32
+  // [B, d, h * p, w * p], patch p = 1 or 2 (2 = the d56 models' 2x2 patchify: channel c*4 + i*2 + j of token
+  // (y, x) is latent (c, 2y + i, 2x + j)). codes = bit ? one : zero.
+  virtual void bits_to_codes(const Tensor& bits, int patch, float zero, float one, Tensor& codes) = 0;
 
   // ---- attention ----------------------------------------------------------------------------------
   // Dense attention. q [B, H, Nq, D], k and v [B, H, Nk, D], out [B, H, Nq, D]; softmax in fp32.

@@ -186,6 +186,7 @@ int run_bench(const BenchFlags& f) {
     o.sampling = {f.top_k, f.top_p};
     o.seed = f.seed;
     o.skip_last = f.skip_last;
+    o.sync_each_scale = false;  // no waiting between scales; per-scale times from device events
     ModeResult mr;
     mr.mode = name;
     for (int i = 0; i < f.warmup + f.repeat; ++i) {

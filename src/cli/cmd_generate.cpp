@@ -150,6 +150,7 @@ int run_parity(const GenerateFlags& f) {
   o.seed = f.seed;
   if (!f.uniforms.empty()) o.uniforms = io::read_npy(f.uniforms).to_dtype(DType::F32).to_floats();
   if (!f.bits.empty()) o.forced_bits = io::read_npy(f.bits);
+  o.keep_logits = o.keep_bits = !f.dump_logits.empty();  // a download per scale only when they are dumped
   o.on_scale = [](const infinity::ScaleReport& r) {
     std::printf("scale %2d/%d  %3dx%-3d  %9.1f ms\n", r.scale + 1, r.num_scales, r.grid.h, r.grid.w, r.ms);
     std::fflush(stdout);

@@ -10,6 +10,9 @@
 // ~1.7e-3); f32 1e-5 for elementwise/normalisation/resampling ops, 1e-4 for the long dot products (linear,
 // conv2d, attention), where the summation order differs between OpenBLAS and cuBLAS/our kernels.
 //
+// The fused ops with several outputs or integer tensors (qkv_to_attention, copy_slice, sample_bits,
+// bits_to_codes) and the timing events are in test_backend_ops_fused.cpp.
+//
 //   test_backend_ops [--small] [--filter SUBSTRING]
 // --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
 #include <algorithm>
@@ -23,28 +26,22 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend_ops_util.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
 using namespace sparvar;
+using namespace sparvar::backend_ops;
 
 namespace {
-
-constexpr double kTolBf16 = 5e-3;
-constexpr double kMaxErrFactor = 4.0;  // max-norm tolerance = this x the relative-error tolerance
-constexpr double kTolF32 = 1e-5;
-constexpr double kTolF32Gemm = 1e-4;
-
-struct Options {
-  bool small = false;
-  std::string filter;
-};
 
 struct Input {
   Shape shape;
   bool f32_always = false;  // rope's cos/sin tables are F32 whatever the op's dtype
   float scale = 1.0f;
 };
+
+Tensor random_host(const Input& in) { return random_normal(in.shape, in.scale); }
 
 struct Case {
   std::string op;
@@ -57,40 +54,6 @@ struct Case {
   bool f32 = true;       // also run the CUDA backend in F32
 };
 
-std::mt19937 rng(20261124);
-
-Tensor random_host(const Input& in) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(shape_numel(in.shape)));
-  for (float& x : v) x = bf16_to_float(float_to_bf16(normal(rng) * in.scale));
-  return Tensor::from_floats(in.shape, v);
-}
-
-Tensor poisoned(Backend& be, const Shape& shape, DType dtype) {
-  std::vector<float> nan(static_cast<size_t>(shape_numel(shape)), std::numeric_limits<float>::quiet_NaN());
-  return be.upload(Tensor::from_floats(shape, nan), dtype);
-}
-
-struct Errors {
-  double rel_l2 = std::numeric_limits<double>::quiet_NaN();   // ||a - b|| / ||b||
-  double rel_max = std::numeric_limits<double>::quiet_NaN();  // max|a - b| / max|b|
-};
-
-// Both NaN if a has any non-finite element. Against an all-zero reference the errors are absolute.
-Errors compare(const Tensor& a, const Tensor& b) {
-  const std::vector<float> x = a.to_floats(), y = b.to_floats();
-  double diff = 0.0, ref = 0.0, max_diff = 0.0, max_ref = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(x[i])) return {};
-    const double d = std::fabs(double(x[i]) - y[i]);
-    diff += d * d;
-    ref += double(y[i]) * y[i];
-    max_diff = std::max(max_diff, d);
-    max_ref = std::max(max_ref, std::fabs(double(y[i])));
-  }
-  return {ref == 0.0 ? std::sqrt(diff) : std::sqrt(diff / ref), max_ref == 0.0 ? max_diff : max_diff / max_ref};
-}
-
 Tensor run_on(Backend& be, const Case& c, const std::vector<Tensor>& host_inputs, DType dtype, bool poison) {
   std::vector<Tensor> ins;
   for (size_t i = 0; i < host_inputs.size(); ++i)
@@ -99,11 +62,6 @@ Tensor run_on(Backend& be, const Case& c, const std::vector<Tensor>& host_inputs
   c.run(be, ins, out);
   return be.download(out);
 }
-
-struct Tally {
-  int passed = 0, failed = 0;
-  void record(bool ok) { ok ? ++passed : ++failed; }
-};
 
 void run_case(Backend& cpu, Backend& gpu, const Case& c, Tally& tally) {
   std::vector<Tensor> host_inputs;
@@ -386,6 +344,34 @@ std::vector<Case> make_cases(const Options& o) {
       cases.push_back(c);
     }
   }
+
+  // ---- fused block ops with one output (the others: test_backend_ops_fused.cpp). Last, so the inputs of
+  // the cases above stay what they were.
+  for (auto [x, inplace] : std::vector<std::pair<Shape, bool>>{{{2, tokens, 2048}, false},
+                                                               {{4, 256, 3584}, false},
+                                                               {{2, 5, 33}, false},
+                                                               {{2, 64, 2048}, true}}) {
+    Case c{"ln_modulate", shape_string(x) + (inplace ? " in-place" : ""),
+           {{x, false, 2.0f}, {{x[0], x[2]}, false, 0.5f}, {{x[0], x[2]}}}, x,
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             be.layer_norm_modulate(in[0], in[1], in[2], 1e-6f, y);
+           }};
+    c.inplace = inplace;
+    cases.push_back(c);
+  }
+  // gated_residual updates x (inputs[0]) in place; y as a separate input, or x itself.
+  for (auto [x, y_is_x] : std::vector<std::pair<Shape, bool>>{{{2, tokens, 2048}, false},
+                                                              {{4, 256, 3584}, false},
+                                                              {{1, 7, 33}, false},
+                                                              {{2, 16, 64}, true}}) {
+    Case c{"gated_residual", shape_string(x) + (y_is_x ? " y=x" : ""), {{x}, {{x[0], x[2]}}}, x,
+           [y_is_x](Backend& be, std::vector<Tensor>& in, Tensor& xy) {
+             be.gated_residual(xy, in[1], y_is_x ? xy : in[2]);
+           }};
+    if (!y_is_x) c.inputs.push_back({x});
+    c.inplace = true;
+    cases.push_back(c);
+  }
   return cases;
 }
 
@@ -464,6 +450,7 @@ int main(int argc, char** argv) {
       if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
       run_case(*cpu, *gpu, c, tally);
     }
+    run_fused_cases(*cpu, *gpu, options, tally);
     if (options.filter.empty() || std::string("bad-input").find(options.filter) != std::string::npos)
       run_bad_input_checks(*gpu, tally);
     std::printf("%d passed, %d failed\n", tally.passed, tally.failed);

@@ -38,6 +38,9 @@ void validate(const BlockSparseAttentionArgs& a) {
                 "block_sparse_attention: softmax_scale {} must be finite and positive", a.softmax_scale);
   SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_PAIRED,
                 "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired)", a.kernel);
+  SPARVAR_CHECK(!a.block_mass || a.kernel != BSA_KERNEL_PAIRED,
+                "block_sparse_attention: the paired kernel does not support block_mass (use 0 auto, 1 simple or "
+                "2 pipelined)");
   const long long rows = static_cast<long long>(a.batch) * a.heads * std::max(a.nq, a.nk) * a.head_dim;
   SPARVAR_CHECK(rows < (1ll << 40), "block_sparse_attention: tensors too large");
 }
@@ -70,11 +73,11 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
     check_cuda(cudaMemsetAsync(p.block_mass, 0, entries * sizeof(float), stream), "clear block_mass");
   }
   const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
-  const bool pipelined_ok = attention_cuda::pipelined_supports(shape) && p.block_mass == nullptr;
+  const bool pipelined_ok = attention_cuda::pipelined_supports(shape);
   if (args.kernel == BSA_KERNEL_PIPELINED || args.kernel == BSA_KERNEL_PAIRED) {
     SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
-                  "q_block {}{}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : "pipelined", args.head_dim,
-                  args.k_block, args.q_block, p.block_mass ? " with block_mass" : "");
+                  "q_block {}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : "pipelined", args.head_dim,
+                  args.k_block, args.q_block);
   }
   if (args.kernel == BSA_KERNEL_PAIRED) {
     check_cuda(attention_cuda::launch_paired(shape, p, stream), "paired kernel launch");

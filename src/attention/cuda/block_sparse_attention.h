@@ -22,11 +22,13 @@
 extern "C" {
 #endif
 
-// Which kernel runs. SIMPLE: the phase-1 reference/fallback, and the one that computes block_mass.
-// PIPELINED: the warp-specialised persistent TMA/wgmma kernel (every head dim / block size, no block_mass).
+// Which kernel runs. SIMPLE: the phase-1 reference/fallback (block_mass too).
+// PIPELINED: the warp-specialised persistent TMA/wgmma kernel (every head dim / block size; block_mass through a
+// second K pass in its own instantiation, so calls without it pay nothing).
 // PAIRED (v3): like PIPELINED, but the two consumer warpgroups of a CTA take adjacent 64-row query blocks of
-// one head and share ONE K/V stream (the union of their lists); every head dim / block size, no block_mass.
-// AUTO: SIMPLE when block_mass is asked for, else PIPELINED.
+// one head and share ONE K/V stream (the union of their lists); every head dim / block size, no block_mass
+// (rejected).
+// AUTO: PIPELINED, with or without block_mass.
 enum BlockSparseKernel { BSA_KERNEL_AUTO = 0, BSA_KERNEL_SIMPLE = 1, BSA_KERNEL_PIPELINED = 2, BSA_KERNEL_PAIRED = 3 };
 
 struct BlockSparseAttentionArgs {

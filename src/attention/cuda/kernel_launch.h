@@ -17,6 +17,7 @@ struct LaunchShape {
 // (fmt's consteval format strings do not compile under nvcc, so errors are raised in the .cpp.)
 cudaError_t launch_simple(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 bool pipelined_supports(const LaunchShape& shape);
+// v2; computes block_mass when p.block_mass is set (a separate instantiation).
 cudaError_t launch_pipelined(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 // v3: one K/V stream per 128-row tile shared by both consumer warpgroups; every shape, no block_mass.
 cudaError_t launch_paired(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);

@@ -13,7 +13,7 @@
 // wgmma sequence is unconditional inside its loop body and each body waits for all its wgmmas before any
 // branch, so no wgmma is in flight across data-dependent control flow (ptxas keeps them asynchronous).
 // Q (both halves) is loaded after the tile's first K stage; each consumer frees its Q at its last own QK^T.
-// Block mass is not computed here (the decision scale runs the simple kernel).
+// Block mass is not computed here (the decision scale runs the pipelined kernel; block_mass is rejected here).
 #pragma once
 
 #include "attention_tile.cuh"

@@ -9,7 +9,12 @@
 // one lane's softmax overlaps the other's wgmma. Work tiles are ordered head-major so concurrent tiles share
 // K/V in L2. Inside a consumer, block i's QK^T and block i-1's PV are issued back to back and block i's
 // softmax runs while the PV wgmma is in flight. A 128-token key block is walked as two 64-token halves.
-// Block mass is not computed here (the decision scale runs the simple kernel).
+//
+// Block mass (kMass, CS4A's decision scale): after a tile's main loop the producer streams the tile's K blocks
+// a second time and the consumer recomputes S per block under the final row max / sum, adding each block's
+// share of the mass (the simple kernel's two-pass scheme, so both give the same numbers). Q stays resident
+// until that pass ends. The second pass uses the K ring only, so K and V keep separate ring positions; with
+// kMass = false they are one position, as before, and the kernel is unchanged.
 #pragma once
 
 #include "attention_tile.cuh"
@@ -102,7 +107,7 @@ __device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile)
   return t;
 }
 
-template <int D>
+template <int D, bool kMass>
 __device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& prm,
                                    typename PipelinedKernel<D>::LaneSmem& sm,
                                    typename PipelinedKernel<D>::Barriers& bar, int lane_slot, int num_slots) {
@@ -118,7 +123,9 @@ __device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& pr
   Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
   Tensor sV = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutV{});
 
-  RingState<K::kStages> ring;
+  // K and V ring positions: one and the same without block mass, apart with it (the mass pass loads K only).
+  RingState<K::kStages> kring, vring_own;
+  RingState<K::kStages>& vring = kMass ? vring_own : kring;
   uint32_t q_phase = 0;
   for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
     const TileCoord t = tile_coord(p, tile);
@@ -132,8 +139,8 @@ __device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& pr
     const int* cols = p.col_blocks + t.row_start;
     for (int i = 0; i < t.count; ++i) {
       const int kb = sub_block(p, cols, i);
-      const int s = ring.stage;
-      Barrier::wait(&bar.k_empty[s], ring.phase ^ 1);
+      const int s = kring.stage;
+      Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
       TxBarrier::arrive_and_expect_tx(&bar.k_full[s], K::kKVBytes);
       copy(prm.tma_k.with(bar.k_full[s]), tKg(_, kb), tKs(_, s));
       if (i == 0) {  // Q after K0: the consumer frees Q only at its previous tile's last QK^T
@@ -142,15 +149,59 @@ __device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& pr
         copy(prm.tma_q.with(bar.q_full), tQg, tQs);
         q_phase ^= 1;
       }
-      Barrier::wait(&bar.v_empty[s], ring.phase ^ 1);
-      TxBarrier::arrive_and_expect_tx(&bar.v_full[s], K::kKVBytes);
-      copy(prm.tma_v.with(bar.v_full[s]), tVg(_, kb), tVs(_, s));
-      ring.advance();
+      const int vs = vring.stage;
+      Barrier::wait(&bar.v_empty[vs], vring.phase ^ 1);
+      TxBarrier::arrive_and_expect_tx(&bar.v_full[vs], K::kKVBytes);
+      copy(prm.tma_v.with(bar.v_full[vs]), tVg(_, kb), tVs(_, vs));
+      kring.advance();
+      if constexpr (kMass) vring.advance();
+    }
+    if constexpr (kMass) {  // the mass pass: the same K blocks again
+      for (int i = 0; i < t.count; ++i) {
+        const int s = kring.stage;
+        Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
+        TxBarrier::arrive_and_expect_tx(&bar.k_full[s], K::kKVBytes);
+        copy(prm.tma_k.with(bar.k_full[s]), tKg(_, sub_block(p, cols, i)), tKs(_, s));
+        kring.advance();
+      }
     }
   }
 }
 
-template <int D>
+// The block-mass pass of one tile (kMass): S again per listed block, now under the final row max and sum;
+// each warp adds its rows' share to the block's entry (a 128-row query block is two tiles adding into one
+// entry, a 128-token key block two halves). Releases Q at its last QK^T.
+template <int D, class Ring, class TQ, class TK, class TS>
+__device__ __forceinline__ void block_mass_pass(const KernelParams& p, typename PipelinedKernel<D>::Barriers& bar,
+                                                const TileCoord& t, Ring& kring, const RowState& st,
+                                                const float inv_sum[2], TQ const& tSrQ, TK const& tSrK, TS& tSrS) {
+  using Barrier = cutlass::arch::ClusterBarrier;
+  constexpr int BK = PipelinedKernel<D>::kBK;
+  typename PipelinedKernel<D>::Cfg::MmaQK mma_qk;
+  const int tid = threadIdx.x % 128, lane = tid % 32, warp = tid / 32;
+  const int tiles_per_qblock = p.q_block / kTileM;
+  const int qb = t.qtile / tiles_per_qblock, qsub = t.qtile % tiles_per_qblock;
+  const int q_valid = p.q_valid ? p.q_valid[qb] : p.q_block;
+  const int row0 = qsub * kTileM + 16 * warp + lane / 4;
+  const bool row_valid[2] = {row0 < q_valid, row0 + 8 < q_valid};
+  const float inv_valid = q_valid > 0 ? 1.f / q_valid : 0.f;
+  const int halves_shift = p.k_block == 128 ? 1 : 0;
+  float* mass = p.block_mass + mass_base(p, t.bh / p.heads, t.bh % p.heads) + t.row_start;
+  const int* cols = p.col_blocks + t.row_start;
+  for (int i = 0; i < t.count; ++i) {
+    const int s = kring.stage;
+    Barrier::wait(&bar.k_full[s], kring.phase);
+    warpgroup_gemm<true, false>(mma_qk, tSrQ, tSrK(_, _, _, s), tSrS);
+    Barrier::arrive(&bar.k_empty[s]);
+    if (i + 1 == t.count) Barrier::arrive(&bar.q_empty);
+    mask_keys<BK>(tSrS, sub_block_valid(p, cols, i), lane);
+    const float part = warp_sum(block_mass_partial<BK>(tSrS, st, inv_sum, row_valid, p.scale_log2));
+    if (lane == 0) atomicAdd(mass + (i >> halves_shift), part * inv_valid);
+    kring.advance();
+  }
+}
+
+template <int D, bool kMass>
 __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& prm,
                                    typename PipelinedKernel<D>::LaneSmem& sm,
                                    typename PipelinedKernel<D>::Barriers& bar, int lane_slot, int num_slots) {
@@ -174,7 +225,9 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
   Tensor tSrS = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
   Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<kTileM>, Int<D>>{});
 
-  RingState<K::kStages> ring;
+  // The producer's ring positions, mirrored (see pipelined_producer).
+  RingState<K::kStages> kring, vring_own;
+  RingState<K::kStages>& vring = kMass ? vring_own : kring;
   uint32_t q_phase = 0;
   for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
     const TileCoord t = tile_coord(p, tile);
@@ -188,10 +241,10 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
       // Block 0: S = QK^T, softmax. Then per block i: issue S_i = QK_i^T and O += P_{i-1} V_{i-1} back to back,
       // do block i's softmax while the PV wgmma runs, rescale O once it has finished.
       Barrier::wait(&bar.q_full, q_phase);
-      Barrier::wait(&bar.k_full[ring.stage], ring.phase);
-      warpgroup_gemm<true, false>(mma_qk, tSrQ, tSrK(_, _, _, ring.stage), tSrS);
-      Barrier::arrive(&bar.k_empty[ring.stage]);
-      if (t.count == 1) Barrier::arrive(&bar.q_empty);
+      Barrier::wait(&bar.k_full[kring.stage], kring.phase);
+      warpgroup_gemm<true, false>(mma_qk, tSrQ, tSrK(_, _, _, kring.stage), tSrS);
+      Barrier::arrive(&bar.k_empty[kring.stage]);
+      if (!kMass && t.count == 1) Barrier::arrive(&bar.q_empty);
       mask_keys<BK>(tSrS, sub_block_valid(p, cols, 0), lane);
       float alpha[2];
       softmax_update<BK>(tSrS, st, alpha, p.scale_log2);
@@ -199,19 +252,20 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
       CUTE_UNROLL
       for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
       Tensor tOrPa = make_tensor(tOrP.data(), accumulator_as_a_operand(tSrS.layout()));
-      RingState<K::kStages> prev = ring;
-      ring.advance();
+      RingState<K::kStages> prev = vring;  // V position of the block whose PV is pending
+      kring.advance();
+      if constexpr (kMass) vring.advance();
       for (int i = 1; i < t.count; ++i) {
-        const int s = ring.stage;
+        const int s = kring.stage;
         const int valid = sub_block_valid(p, cols, i);
-        Barrier::wait(&bar.k_full[s], ring.phase);
+        Barrier::wait(&bar.k_full[s], kring.phase);
         issue_gemm<true, false>(mma_qk, tSrQ, tSrK(_, _, _, s), tSrS);
         Barrier::wait(&bar.v_full[prev.stage], prev.phase);
         issue_gemm<false, true>(mma_pv, tOrPa, tOrV(_, _, _, prev.stage), tOrO);
         warpgroup_wait<1>();  // S_i is ready; PV_{i-1} may still run
         warpgroup_fence_operand(tSrS);
         Barrier::arrive(&bar.k_empty[s]);
-        if (i + 1 == t.count) Barrier::arrive(&bar.q_empty);
+        if (!kMass && i + 1 == t.count) Barrier::arrive(&bar.q_empty);
         mask_keys<BK>(tSrS, valid, lane);
         softmax_update<BK>(tSrS, st, alpha, p.scale_log2);
         warpgroup_wait<0>();
@@ -221,8 +275,9 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
         rescale_rows(tOrO, alpha);
         CUTE_UNROLL
         for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
-        prev = ring;
-        ring.advance();
+        prev = vring;
+        kring.advance();
+        if constexpr (kMass) vring.advance();
       }
       Barrier::wait(&bar.v_full[prev.stage], prev.phase);
       warpgroup_gemm<false, true>(mma_pv, tOrPa, tOrV(_, _, _, prev.stage), tOrO);
@@ -235,10 +290,13 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
     CUTE_UNROLL
     for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
     copy(out, thr_pv.partition_C(gO));
+    if constexpr (kMass) {
+      if (t.count > 0) block_mass_pass<D>(p, bar, t, kring, st, inv_sum, tSrQ, tSrK, tSrS);
+    }
   }
 }
 
-template <int D>
+template <int D, bool kMass>
 __global__ void __launch_bounds__(384, 1)
     pipelined_block_sparse_kernel(const __grid_constant__ typename PipelinedKernel<D>::Params prm) {
   using K = PipelinedKernel<D>;
@@ -268,12 +326,12 @@ __global__ void __launch_bounds__(384, 1)
   if (warpgroup == 0) {
     cutlass::arch::warpgroup_reg_dealloc<40>();
     if (warp < K::kLanes && cute::elect_one_sync()) {
-      pipelined_producer<D>(prm, smem.lane[warp], smem.bar[warp], blockIdx.x * K::kLanes + warp, num_slots);
+      pipelined_producer<D, kMass>(prm, smem.lane[warp], smem.bar[warp], blockIdx.x * K::kLanes + warp, num_slots);
     }
   } else {
     cutlass::arch::warpgroup_reg_alloc<232>();
     const int c = warpgroup - 1;
-    pipelined_consumer<D>(prm, smem.lane[c], smem.bar[c], blockIdx.x * K::kLanes + c, num_slots);
+    pipelined_consumer<D, kMass>(prm, smem.lane[c], smem.bar[c], blockIdx.x * K::kLanes + c, num_slots);
   }
 }
 

@@ -6,7 +6,7 @@
 namespace sparvar::attention_cuda {
 namespace {
 
-template <int D>
+template <int D, bool kMass>
 cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream) {
   using K = PipelinedKernel<D>;
   using Cfg = typename K::Cfg;
@@ -20,7 +20,7 @@ cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
   prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.v, p.nk, bh), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
-  auto kernel = pipelined_block_sparse_kernel<D>;
+  auto kernel = pipelined_block_sparse_kernel<D, kMass>;
   constexpr int smem = K::kSmemBytes;
   cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (status != cudaSuccess) return status;
@@ -32,12 +32,14 @@ cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t
 
 }  // namespace
 
-// Every shape (128-token key blocks as two 64-token halves); block mass runs on the simple kernel.
+// Every shape (128-token key blocks as two 64-token halves), with or without block mass.
 bool pipelined_supports(const LaunchShape&) { return true; }
 
+// The block-mass variant is its own instantiation, so calls without it pay nothing for it.
 cudaError_t launch_pipelined(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream) {
-  if (shape.head_dim == 128) return launch<128>(shape, p, stream);
-  return launch<64>(shape, p, stream);
+  const bool mass = p.block_mass != nullptr;
+  if (shape.head_dim == 128) return mass ? launch<128, true>(shape, p, stream) : launch<128, false>(shape, p, stream);
+  return mass ? launch<64, true>(shape, p, stream) : launch<64, false>(shape, p, stream);
 }
 
 }  // namespace sparvar::attention_cuda

@@ -1,10 +1,12 @@
 // The CPU backend object and its memory ops; the compute ops live in the files named after them.
 #include "backend/cpu/cpu_backend.h"
 
+#include <chrono>
 #include <cstring>
 #include <fmt/format.h>
 
 #include "backend/cpu/checks.h"
+#include "core/slice_copy.h"
 
 namespace sparvar {
 
@@ -19,8 +21,9 @@ CpuBackend::CpuBackend(int threads, bool poison_allocations) : pool_(threads), p
 std::string CpuBackend::name() const { return fmt::format("cpu ({} threads, fp32)", pool_.threads()); }
 
 Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
-  SPARVAR_CHECK(dtype == DType::F32, "empty: the cpu backend stores f32 tensors only, asked for {}{}",
-                dtype_name(dtype), shape_string(shape));
+  SPARVAR_CHECK(dtype == DType::F32 || dtype == DType::U8,
+                "empty: the cpu backend stores f32 tensors (and u8 bits) only, asked for {}{}", dtype_name(dtype),
+                shape_string(shape));
   Tensor t = Tensor::empty(shape, dtype);
   if (poison_allocations_) std::memset(t.data(), 0xFF, t.nbytes());  // every element a quiet NaN
   return t;
@@ -29,10 +32,10 @@ Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
 Tensor CpuBackend::upload(const Tensor& host, DType dtype) {
   SPARVAR_CHECK(host.defined(), "upload: host tensor is missing (undefined tensor)");
   SPARVAR_CHECK(host.device() == Device::CPU, "upload: {} is not a host tensor", host.describe());
-  SPARVAR_CHECK(dtype == DType::F32,
-                "upload: the cpu backend stores f32 tensors only; cannot upload {} as {} (use f32)",
+  SPARVAR_CHECK(dtype == DType::F32 || dtype == DType::U8,
+                "upload: the cpu backend stores f32 tensors (and u8 bits) only; cannot upload {} as {} (use f32)",
                 host.describe(), dtype_name(dtype));
-  return host.to_dtype(DType::F32);
+  return host.to_dtype(dtype);
 }
 
 Tensor CpuBackend::download(const Tensor& t) {
@@ -57,6 +60,36 @@ void CpuBackend::copy(const Tensor& src, Tensor& dst) {
     convert_elements(src.data(), src.dtype(), dst.data(), dst.dtype(), static_cast<size_t>(src.numel()));
   }
 }
+
+void CpuBackend::copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) {
+  constexpr std::string_view op = "copy_slice";
+  SPARVAR_CHECK(src.defined() && dst.defined(), "copy_slice: source or destination is missing (undefined tensor)");
+  SPARVAR_CHECK(src.device() == Device::CPU && dst.device() == Device::CPU,
+                "copy_slice: {} -> {}: both must be on the cpu backend", src.describe(), dst.describe());
+  const SliceCopy g = slice_copy_geometry(src, dst, dim, offset, op);
+  check_disjoint(src, dst, op, "source");
+  const auto* s = static_cast<const char*>(src.data());
+  auto* d = static_cast<char*>(dst.data());
+  for (int64_t r = 0; r < g.rows; ++r)
+    std::memcpy(d + r * g.dst_pitch + g.dst_start, s + r * g.src_pitch, static_cast<size_t>(g.src_pitch));
+}
+
+namespace {
+class WallClockEvent final : public TimingEvent {
+ public:
+  WallClockEvent() : at_(std::chrono::steady_clock::now()) {}
+  double ms_since(const TimingEvent& earlier) const override {
+    const auto* e = dynamic_cast<const WallClockEvent*>(&earlier);
+    SPARVAR_CHECK(e != nullptr, "timing: the earlier event is not a cpu backend event");
+    return std::chrono::duration<double, std::milli>(at_ - e->at_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point at_;
+};
+}  // namespace
+
+std::unique_ptr<TimingEvent> CpuBackend::record_event() { return std::make_unique<WallClockEvent>(); }
 
 }  // namespace cpu
 }  // namespace sparvar

@@ -1,10 +1,10 @@
 // The CPU reference backend: fp32 only, every op of backend.h. GEMMs (linear, conv2d, attention) go to
 // OpenBLAS, which threads itself; every other loop runs on this backend's thread pool. One .cpp per group of
-// ops (gemm, elementwise, norm, rope, attention, conv2d, resample, permute).
+// ops (gemm, elementwise, norm, rope, qkv, sampling, attention, conv2d, resample, permute).
 //
-// Storage policy: the CPU backend holds F32 tensors only. empty() and upload() refuse any other dtype (a
-// bf16 upload on the CPU would only lose precision for nothing); upload() accepts host tensors of any
-// numeric dtype and converts them to F32. download() returns an F32 host copy.
+// Storage policy: the CPU backend holds F32 tensors, and U8 for sampled bits. empty() and upload() refuse any
+// other dtype (a bf16 upload on the CPU would only lose precision for nothing); upload() accepts host tensors
+// of any numeric dtype and converts them. download() returns an F32 host copy.
 #pragma once
 
 #include "backend/backend.h"
@@ -25,6 +25,8 @@ class CpuBackend final : public Backend {
   Tensor download(const Tensor& t) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void synchronize() override {}
+  void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) override;
+  std::unique_ptr<TimingEvent> record_event() override;
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
 
@@ -38,6 +40,15 @@ class CpuBackend final : public Backend {
   void l2_normalize(const Tensor& x, float eps, const Tensor* head_scale, Tensor& y) override;
   void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) override;
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
+
+  void layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) override;
+  void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
+  void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin, float eps,
+                        int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache) override;
+
+  void sample_bits(const Tensor& raw, const BitSampling& params, const Tensor* uniforms, Tensor* bits,
+                   Tensor* logits) override;
+  void bits_to_codes(const Tensor& bits, int patch, float zero, float one, Tensor& codes) override;
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
                  Tensor& out) override;

@@ -1,4 +1,4 @@
-// Elementwise ops: activation, add, mul (suffix broadcast), adaln_modulate, softmax.
+// Elementwise ops: activation, add, mul (suffix broadcast), adaln_modulate, gated_residual, softmax.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -103,6 +103,27 @@ void CpuBackend::adaln_modulate(const Tensor& x, const Tensor& scale, const Tens
       const float* s = ps + (r / N) * C;
       const float* t = pt + (r / N) * C;
       for (int64_t c = 0; c < C; ++c) py[r * C + c] = px[r * C + c] * (1.0f + s[c]) + t[c];
+    }
+  });
+}
+
+// Bit-identical to mul (the gate row) then add: x + (y * gate), each rounded to f32.
+void CpuBackend::gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) {
+  constexpr std::string_view op = "gated_residual";
+  check_f32(x, op, "x");
+  SPARVAR_CHECK(x.ndim() == 3, "gated_residual: x must be [B, N, C], got {}", shape_string(x.shape()));
+  const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2);
+  check_f32_shape(gate, {B, C}, op, "gate");
+  check_f32_shape(y, x.shape(), op, "y");
+  check_same_or_disjoint(y, x, op, "y");
+  check_disjoint(gate, x, op, "gate");
+  const float* pg = gate.data_as<float>();
+  const float* py = y.data_as<float>();
+  float* px = x.data_as<float>();
+  pool_.parallel_for(0, B * N, std::max<int64_t>(1, kGrain / std::max<int64_t>(C, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* g = pg + (r / N) * C;
+      for (int64_t c = 0; c < C; ++c) px[r * C + c] = px[r * C + c] + py[r * C + c] * g[c];
     }
   });
 }

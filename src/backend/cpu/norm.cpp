@@ -1,4 +1,5 @@
-// Normalisations: layer_norm, rms_norm (last dim), group_norm (NCHW), l2_normalize (per head vector).
+// Normalisations: layer_norm (and fused with AdaLN modulation), rms_norm (last dim), group_norm (NCHW),
+// l2_normalize (per head vector).
 // Statistics are accumulated in double: this is the reference the fast backend is measured against.
 #include <algorithm>
 #include <cmath>
@@ -59,6 +60,45 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, f
         if (pw) v *= pw[c];
         if (pb) v += pb[c];
         out[c] = static_cast<float>(v);
+      }
+    }
+  });
+}
+
+// Bit-identical to layer_norm (no affine) followed by adaln_modulate: the normalised value is rounded to f32
+// first, as that composition stores it.
+void CpuBackend::layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) {
+  constexpr std::string_view op = "layer_norm_modulate";
+  check_f32(x, op, "x");
+  SPARVAR_CHECK(x.ndim() == 3, "layer_norm_modulate: x must be [B, N, C], got {}", shape_string(x.shape()));
+  const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2);
+  check_f32_shape(scale, {B, C}, op, "scale");
+  check_f32_shape(shift, {B, C}, op, "shift");
+  check_output(y, x.shape(), op);
+  check_same_or_disjoint(x, y, op, "x");
+  check_disjoint(scale, y, op, "scale");
+  check_disjoint(shift, y, op, "shift");
+  if (C == 0) return;
+  const float* px = x.data_as<float>();
+  const float* ps = scale.data_as<float>();
+  const float* pt = shift.data_as<float>();
+  float* py = y.data_as<float>();
+  pool_.parallel_for(0, B * N, rows_grain(C), [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) {
+      const float* in = px + r * C;
+      const float* s = ps + (r / N) * C;
+      const float* t = pt + (r / N) * C;
+      float* out = py + r * C;
+      double mean = 0.0;
+      for (int64_t c = 0; c < C; ++c) mean += in[c];
+      mean /= static_cast<double>(C);
+      double var = 0.0;
+      for (int64_t c = 0; c < C; ++c) var += (in[c] - mean) * (in[c] - mean);
+      var /= static_cast<double>(C);
+      const double inv = 1.0 / std::sqrt(var + eps);
+      for (int64_t c = 0; c < C; ++c) {
+        const float normed = static_cast<float>((in[c] - mean) * inv);
+        out[c] = normed * (1.0f + s[c]) + t[c];
       }
     }
   });

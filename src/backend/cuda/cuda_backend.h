@@ -13,6 +13,8 @@
 
 namespace sparvar::cuda {
 
+class CudnnRunner;
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device);
@@ -26,6 +28,8 @@ class CudaBackend final : public Backend {
   Tensor download(const Tensor& t) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void synchronize() override;
+  void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) override;
+  std::unique_ptr<TimingEvent> record_event() override;
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
 
@@ -39,6 +43,15 @@ class CudaBackend final : public Backend {
   void l2_normalize(const Tensor& x, float eps, const Tensor* head_scale, Tensor& y) override;
   void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) override;
   void permute(const Tensor& x, const std::vector<int>& perm, Tensor& y) override;
+
+  void layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) override;
+  void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
+  void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin, float eps,
+                        int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache) override;
+
+  void sample_bits(const Tensor& raw, const BitSampling& params, const Tensor* uniforms, Tensor* bits,
+                   Tensor* logits) override;
+  void bits_to_codes(const Tensor& bits, int patch, float zero, float one, Tensor& codes) override;
 
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
                  Tensor& out) override;
@@ -57,6 +70,9 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<GemmRunner> gemm_;
   DeviceBuffer conv_columns_;  // im2col scratch, grown on demand and kept
+  // cuDNN for conv2d and attention (cudnn_runner.h): handle, graph caches, workspace; made on first use. A
+  // shared_ptr, so that neither this header nor the destructor needs the type.
+  std::shared_ptr<CudnnRunner> cudnn_;
 };
 
 }  // namespace sparvar::cuda

@@ -62,4 +62,17 @@ void CudaBackend::adaln_modulate(const Tensor& x, const Tensor& scale, const Ten
   launch_adaln(x.dtype(), x.data(), scale.data(), shift.data(), y.data(), x.numel(), N, C, stream_);
 }
 
+void CudaBackend::gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) {
+  constexpr const char* op = "gated_residual";
+  check_compute(x, op, "x");
+  SPARVAR_CHECK(x.ndim() == 3, "{}: x must be [B, N, C], got {}", op, shape_string(x.shape()));
+  const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2);
+  check_shaped_like(gate, x, {B, C}, op, "gate");
+  check_shaped_like(y, x, x.shape(), op, "y");
+  check_same_or_disjoint(y, x, op, "y");
+  check_disjoint(gate, x, op, "gate");
+  make_current();
+  launch_gated_residual(x.dtype(), x.data(), gate.data(), y.data(), x.numel(), N, C, stream_);
+}
+
 }  // namespace sparvar::cuda

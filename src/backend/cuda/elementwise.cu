@@ -1,6 +1,6 @@
-// Elementwise kernels: activation, add/mul with suffix broadcast, adaln_modulate, dtype conversion and the bias
-// passes other ops use. Memory-bound: each thread moves 16 bytes per access (8 bf16 or 4 f32) when sizes and
-// alignment allow, otherwise one element; grid-stride loops over a capped grid.
+// Elementwise kernels: activation, add/mul with suffix broadcast, adaln_modulate, gated_residual, dtype
+// conversion and the bias passes other ops use. Memory-bound: each thread moves 16 bytes per access (8 bf16 or
+// 4 f32) when sizes and alignment allow, otherwise one element; grid-stride loops over a capped grid.
 #include <initializer_list>
 
 #include "backend/cuda/device_math.cuh"
@@ -55,6 +55,22 @@ __global__ void adaln_kernel(const T* x, const T* __restrict__ scale, const T* _
 #pragma unroll
     for (int k = 0; k < N; ++k) vx[k] = vx[k] * (1.0f + vs[k]) + vt[k];
     store_pack<T, N>(y + i, vx);
+  }
+}
+
+// x [B, N, C] += gate [B, C] * y [B, N, C]; C a multiple of N on the vector path. y may be x.
+template <typename T, int N>
+__global__ void gated_residual_kernel(T* x, const T* __restrict__ gate, const T* y, int64_t packs,
+                                      int64_t tokens_x_c, int64_t c) {
+  for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < packs; p += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = p * N;
+    float vx[N], vg[N], vy[N];
+    load_pack<T, N>(x + i, vx);
+    load_pack<T, N>(gate + (i / tokens_x_c) * c + i % c, vg);
+    load_pack<T, N>(y + i, vy);
+#pragma unroll
+    for (int k = 0; k < N; ++k) vx[k] += vg[k] * vy[k];
+    store_pack<T, N>(x + i, vx);
   }
 }
 
@@ -157,6 +173,26 @@ void launch_adaln(DType dtype, const void* x, const void* scale, const void* shi
                                                                               tokens * channels, channels);
     } else {
       adaln_kernel<T, 1><<<grid_for(n, kThreads), kThreads, 0, stream>>>(px, ps, pt, py, n, tokens * channels, channels);
+    }
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+void launch_gated_residual(DType dtype, void* x, const void* gate, const void* y, int64_t n, int64_t tokens,
+                           int64_t channels, cudaStream_t stream) {
+  if (n == 0) return;
+  dispatch_float(dtype, "gated_residual", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* px = static_cast<T*>(x);
+    const T* pg = static_cast<const T*>(gate);
+    const T* py = static_cast<const T*>(y);
+    if (can_vectorise<T>(channels, {px, pg, py})) {
+      constexpr int V = kVec16<T>;
+      gated_residual_kernel<T, V><<<grid_for(n / V, kThreads), kThreads, 0, stream>>>(px, pg, py, n / V,
+                                                                                      tokens * channels, channels);
+    } else {
+      gated_residual_kernel<T, 1><<<grid_for(n, kThreads), kThreads, 0, stream>>>(px, pg, py, n, tokens * channels,
+                                                                                  channels);
     }
     CUDA_CHECK_LAUNCH();
   });

@@ -34,16 +34,20 @@ void launch_bias_activation(DType dtype, void* y, const void* bias, int64_t rows
 // NCHW: y[n, c, p] += bias[c] for p < plane.
 void launch_channel_bias(DType dtype, void* y, const void* bias, int64_t batch, int64_t channels, int64_t plane,
                          cudaStream_t stream);
+// x [B, N, C] += gate [B, C] * y [B, N, C] (y may be x); n = B * N * C.
+void launch_gated_residual(DType dtype, void* x, const void* gate, const void* y, int64_t n, int64_t tokens,
+                           int64_t channels, cudaStream_t stream);
 
 // ---- norm.cu
-enum class RowNorm { Layer, Rms, L2 };
+// LayerModulate: layer norm without affine, then y = y * (1 + weight[b]) + bias[b] (AdaLN).
+enum class RowNorm { Layer, Rms, L2, LayerModulate };
 struct RowNormArgs {
   int64_t rows, cols;
   float eps;
-  const void* weight;      // [cols] (Layer, Rms) or null
-  const void* bias;        // [cols] (Layer) or null
+  const void* weight;      // [cols] (Layer, Rms) or null; LayerModulate: the scale [rows / tokens, cols]
+  const void* bias;        // [cols] (Layer) or null; LayerModulate: the shift [rows / tokens, cols]
   const void* head_scale;  // [heads] (L2) or null
-  int64_t tokens, heads;   // L2: row r belongs to head (r / tokens) % heads
+  int64_t tokens, heads;   // L2: row r belongs to head (r / tokens) % heads; LayerModulate: to batch r / tokens
 };
 void launch_row_norm(RowNorm kind, DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream);
 // x, y [N, C, H, W] seen as [N * groups, length]; channel of element i of group g: g * cpg + i / plane.
@@ -57,6 +61,33 @@ void launch_softmax(DType dtype, const void* x, void* y, int64_t rows, int64_t c
 // Raw bytes of element size esize: y = x with output dim d reading input dim perm[d] (up to 6 dims).
 void launch_permute(size_t esize, const void* x, void* y, const std::vector<int64_t>& in_shape,
                     const std::vector<int>& perm, cudaStream_t stream);
+
+// ---- qkv_attention.cu
+struct QkvArgs {
+  int64_t batch, tokens, heads, head_dim;  // qkv [batch, tokens, 3 * heads * head_dim]
+  int64_t capacity, offset;                // caches [batch, heads, capacity, head_dim], written at offset
+  float eps;
+};
+// Backend::qkv_to_attention: q = rope(l2(q heads) * q_scale); k_cache slab = rope(l2(k heads)); v_cache slab =
+// v heads.
+void launch_qkv_to_attention(DType dtype, const void* qkv, const void* q_scale, const float* cos, const float* sin,
+                             void* q, void* k_cache, void* v_cache, const QkvArgs& args, cudaStream_t stream);
+
+// ---- sampling.cu
+struct SampleArgs {
+  int64_t batch, tokens, bits;  // output [batch, tokens, bits]
+  bool guided;                  // raw has 2 * batch rows (CFG)
+  float tau, cfg;
+  int top_k;
+  float top_p;
+  uint64_t seed, stream;
+};
+// Backend::sample_bits; uniforms, bits and logits may each be null (not bits and logits both).
+void launch_sample_bits(DType dtype, const void* raw, const float* uniforms, uint8_t* bits, float* logits,
+                        const SampleArgs& args, cudaStream_t stream);
+// Backend::bits_to_codes: codes [batch, d, h * patch, w * patch] from bits [batch, h * w, d * patch^2].
+void launch_bits_to_codes(const uint8_t* bits, float* codes, int64_t batch, int64_t d, int64_t h, int64_t w,
+                          int patch, float zero, float one, cudaStream_t stream);
 
 // ---- conv2d.cu
 struct ConvGeometry {

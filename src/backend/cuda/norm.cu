@@ -1,7 +1,8 @@
-// Normalisations: layer_norm, rms_norm and l2_normalize over the last dimension (one block per row), and
-// group_norm over (C/groups, H, W) (one block per (image, group)). Statistics in fp32, two passes over the row
-// (mean first, then squared deviations) so a large mean does not cancel the variance; rows are re-read from
-// L1/L2 rather than staged. 16-byte accesses when the row length and pointers allow.
+// Normalisations: layer_norm (also fused with AdaLN modulation), rms_norm and l2_normalize over the last
+// dimension (one block per row), and group_norm over (C/groups, H, W) (one block per (image, group)).
+// Statistics in fp32, two passes over the row (mean first, then squared deviations) so a large mean does not
+// cancel the variance; rows are re-read from L1/L2 rather than staged. 16-byte accesses when the row length and
+// pointers allow.
 #include "backend/cuda/device_math.cuh"
 
 namespace sparvar::cuda {
@@ -16,10 +17,17 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
   T* yr = y + row * args.cols;
   const T* w = static_cast<const T*>(args.weight);
   const T* b = static_cast<const T*>(args.bias);
+  if constexpr (kKind == RowNorm::LayerModulate) {  // this row's batch item's scale and shift rows
+    w += (row / args.tokens) * args.cols;
+    b += (row / args.tokens) * args.cols;
+  }
+  constexpr bool kMean = kKind == RowNorm::Layer || kKind == RowNorm::LayerModulate;
+  constexpr bool kWeight = kKind != RowNorm::L2;  // Layer, Rms: optional; LayerModulate: always (the scale)
+  constexpr bool kBias = kKind == RowNorm::Layer || kKind == RowNorm::LayerModulate;
   const int64_t step = int64_t(blockDim.x) * N;
 
   float mean = 0.0f;
-  if constexpr (kKind == RowNorm::Layer) {
+  if constexpr (kMean) {
     float s = 0.0f;
     for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
       float v[N];
@@ -48,13 +56,17 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
   for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
     float v[N], wv[N], bv[N];
     load_pack<T, N>(xr + c, v);
-    if (kKind != RowNorm::L2 && w) load_pack<T, N>(w + c, wv);
-    if (kKind == RowNorm::Layer && b) load_pack<T, N>(b + c, bv);
+    if (kWeight && w) load_pack<T, N>(w + c, wv);
+    if (kBias && b) load_pack<T, N>(b + c, bv);
 #pragma unroll
     for (int i = 0; i < N; ++i) {
       float o = (v[i] - mean) * factor;
-      if (kKind != RowNorm::L2 && w) o *= wv[i];
-      if (kKind == RowNorm::Layer && b) o += bv[i];
+      if constexpr (kKind == RowNorm::LayerModulate) {
+        o = o * (1.0f + wv[i]) + bv[i];
+      } else {
+        if (kWeight && w) o *= wv[i];
+        if (kBias && b) o += bv[i];
+      }
       v[i] = o;
     }
     store_pack<T, N>(yr + c, v);
@@ -115,6 +127,7 @@ void launch_row_norm(RowNorm kind, DType dtype, const void* x, void* y, const Ro
     case RowNorm::Layer: launch_row_norm_kind<RowNorm::Layer>(dtype, x, y, args, stream); break;
     case RowNorm::Rms: launch_row_norm_kind<RowNorm::Rms>(dtype, x, y, args, stream); break;
     case RowNorm::L2: launch_row_norm_kind<RowNorm::L2>(dtype, x, y, args, stream); break;
+    case RowNorm::LayerModulate: launch_row_norm_kind<RowNorm::LayerModulate>(dtype, x, y, args, stream); break;
   }
 }
 

@@ -2,15 +2,27 @@
 // block-sparse kernel, scatter of the output. One implementation per backend (CPU: fp32 host buffers and
 // cpu_block_sparse; CUDA: bf16 device buffers, tile_gather.cu and the Hopper kernel). Patterns are
 // registered under integer slots (made resident once: a device copy on CUDA) and referred to by slot.
+// CS4A: the CUDA executor also builds the later scales' patterns itself, on the device, from the block mass
+// of its decision-scale call (build_cs4a); the CPU one leaves that to the runner (cs4a_select, Cs4aMapper).
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
+#include "attention/cs4a_plan.h"
 #include "attention/pattern.h"
 #include "backend/backend.h"
 
 namespace sparvar::infinity {
+
+// What attend() does with the block mass (per (query block, key block) share of the softmax mass, averaged
+// over the block's valid queries): nothing by default.
+struct MassOutput {
+  bool keep = false;                   // compute it and keep it on the device for build_cs4a (CUDA only)
+  std::vector<float>* host = nullptr;  // compute it and copy it here as [B, H, nq, nk] (CUDA: synchronises)
+  bool wanted() const { return keep || host != nullptr; }
+};
 
 class AttentionExecutor {
  public:
@@ -24,9 +36,22 @@ class AttentionExecutor {
   virtual void set_pattern(int slot, const BlockSparseLayout& layout) = 0;
   // out [B, H, Nq, D] = block-sparse attention (softmax scale 1) of q [B, H, Nq, D] (row-major scale
   // `scale`) against k / v [B, H, capacity, D] (row-major KV cache; the first rows of scales 0..scale are
-  // read) with the pattern of `slot`. mass (optional): filled with the block mass [B, H, nq, nk] (host).
-  virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot,
-                      std::vector<float>* mass, Tensor& out) = 0;
+  // read) with the pattern of `slot`; the block mass as `mass` asks.
+  virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
+                      Tensor& out) = 0;
+
+  // ---- CS4A on the executor's device (builds_cs4a() == true; the others throw elsewhere) ----
+  virtual bool builds_cs4a() const { return false; }
+  // Once, after add_scale: the static tables of the scales to build (plan.scales[i] for slots[i] below).
+  virtual void set_cs4a_plan(const Cs4aPlan& plan);
+  // From the block mass kept by the last attend() (at the decision scale, every block listed, shared across
+  // heads), builds plan.scales[i]'s pattern into slots[i] (replacing it), without a host sync. A slot's
+  // buffers are allocated once, at the plan's bound.
+  virtual void build_cs4a(std::span<const int> slots);
+  // Host copies (synchronise; for observers and tests): the last build's decision rows (per head), and the
+  // pattern of a slot.
+  virtual BlockPattern cs4a_selection();
+  virtual BlockPattern download_pattern(int slot);
 };
 
 std::unique_ptr<AttentionExecutor> make_cpu_attention_executor(int heads, int head_dim, int threads);

@@ -33,8 +33,10 @@ class CpuAttentionExecutor final : public AttentionExecutor {
 
   void set_pattern(int slot, const BlockSparseLayout& layout) override { patterns_[slot] = layout; }
 
-  void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, std::vector<float>* mass,
+  // The mass is computed only when asked for on the host (`keep` has no meaning without a device).
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass_out,
               Tensor& out) override {
+    std::vector<float>* mass = mass_out.host;
     const auto sit = scales_.find(scale);
     const auto pit = patterns_.find(slot);
     SPARVAR_CHECK(sit != scales_.end() && pit != patterns_.end(), "cpu sparse attention: scale {} / pattern {} not "

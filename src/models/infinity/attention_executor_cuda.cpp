@@ -1,6 +1,7 @@
 // CUDA executor: bf16 device scratch in padded tile order, tile_gather.cu for the permutations and the
 // Hopper block-sparse kernel, all on the backend's stream. Permutation tables and static patterns are
-// uploaded once; CS4A patterns are re-uploaded into grow-only buffers once per image and layer.
+// uploaded once. CS4A patterns are built on the device (cs4a_device.h) from the decision call's block mass,
+// which never leaves the device, into per-slot buffers allocated once at the plan's bounds: no host sync.
 #include <algorithm>
 #include <map>
 
@@ -8,6 +9,7 @@
 #include "backend/cuda/stream_of.h"
 #include "block_sparse_attention.h"
 #include "core/error.h"
+#include "cs4a_device.h"
 #include "models/infinity/attention_executor.h"
 #include "tile_gather.h"
 
@@ -25,11 +27,13 @@ void upload(DeviceBuffer& buf, const std::vector<int32_t>& host, cudaStream_t st
 struct DeviceScale {
   ScaleLayouts host;
   DeviceBuffer q_row_of_slot, q_slot_of_row, k_row_of_slot;
+  DeviceBuffer q_valid, k_valid;  // for patterns built on the device (host-built ones carry their own)
 };
 
 struct DevicePattern {
-  BlockSparseLayout host;  // the host copy stays alive while the async upload reads it
+  BlockSparseLayout host;  // host-built: the host copy stays alive while the async upload reads it
   DeviceBuffer row_offsets, col_blocks, q_valid, k_valid;
+  int cs4a_scale = -1;     // built on the device: index into the CS4A plan's scales (no host copy)
 };
 
 class CudaAttentionExecutor final : public AttentionExecutor {
@@ -49,6 +53,8 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     upload(d.q_row_of_slot, layouts.q.row_of_slot(), stream_, "q tile permutation");
     upload(d.q_slot_of_row, layouts.q.slot_of_row(), stream_, "q tile permutation");
     upload(d.k_row_of_slot, layouts.k.row_of_slot(), stream_, "k tile permutation");
+    upload(d.q_valid, layouts.q.block_valid(), stream_, "q block valid lengths");
+    upload(d.k_valid, layouts.k.block_valid(), stream_, "k block valid lengths");
     max_q_ = std::max(max_q_, layouts.q.num_slots());
     max_k_ = std::max(max_k_, layouts.k.num_slots());
     max_mass_ = std::max(max_mass_, int64_t{layouts.q.num_blocks()} * layouts.k.num_blocks());
@@ -68,13 +74,14 @@ class CudaAttentionExecutor final : public AttentionExecutor {
   void set_pattern(int slot, const BlockSparseLayout& layout) override {
     DevicePattern& p = patterns_[slot];
     p.host = layout;
+    p.cs4a_scale = -1;
     upload(p.row_offsets, p.host.pattern.row_offsets, stream_, "pattern row offsets");
     upload(p.col_blocks, p.host.pattern.col_blocks, stream_, "pattern blocks");
     upload(p.q_valid, p.host.q_block_valid, stream_, "pattern q valid");
     upload(p.k_valid, p.host.k_block_valid, stream_, "pattern k valid");
   }
 
-  void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, std::vector<float>* mass,
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
               Tensor& out) override {
     const auto sit = scales_.find(scale);
     const auto pit = patterns_.find(slot);
@@ -82,7 +89,6 @@ class CudaAttentionExecutor final : public AttentionExecutor {
                   "registered", scale, slot);
     const DeviceScale& S = sit->second;
     const DevicePattern& P = pit->second;
-    const BlockSparseLayout& layout = P.host;
     const int64_t B = q.dim(0), H = heads_, D = dim_, Nq = S.host.q.num_rows(), Nk = S.host.k.num_rows(),
                   cap = k.dim(2);
     expect_shape(q, {B, H, Nq, D}, "sparse attention q");
@@ -95,10 +101,18 @@ class CudaAttentionExecutor final : public AttentionExecutor {
       SPARVAR_CHECK(t->dtype() == dt, "sparse attention: {} and q {} must share one dtype", t->describe(), q.describe());
       SPARVAR_CHECK(t->device() == Device::CUDA, "sparse attention: {} is not on the GPU", t->describe());
     }
-    SPARVAR_CHECK(layout.pattern.num_q_blocks == S.host.q.num_blocks() &&
-                      layout.pattern.num_k_blocks == S.host.k.num_blocks(),
-                  "sparse attention: pattern {} does not fit scale {}", slot, scale);
+    const bool device_built = P.cs4a_scale >= 0;
+    if (device_built) {
+      SPARVAR_CHECK(cs4a_ && cs4a_->plan().scales[static_cast<size_t>(P.cs4a_scale)].scale == scale,
+                    "sparse attention: pattern {} was built for another scale than {}", slot, scale);
+      SPARVAR_CHECK(!mass.wanted(), "sparse attention: block mass is only recorded with host-built patterns");
+    } else {
+      SPARVAR_CHECK(P.host.pattern.num_q_blocks == S.host.q.num_blocks() &&
+                        P.host.pattern.num_k_blocks == S.host.k.num_blocks(),
+                    "sparse attention: pattern {} does not fit scale {}", slot, scale);
+    }
     reserve(B);
+    mass_batch_ = 0;  // a kept mass is the last call's only
 
     const bool f32 = dt == DType::F32;
     const int64_t qs = S.host.q.num_slots(), ks = S.host.k.num_slots(), BH = B * H;
@@ -118,21 +132,74 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     a.head_dim = static_cast<int>(D);
     a.nq = static_cast<int>(qs);
     a.nk = static_cast<int>(ks);
-    a.q_block = layout.q_block_size;
-    a.k_block = layout.k_block_size;
+    a.q_block = S.host.q.block_size();
+    a.k_block = S.host.k.block_size();
     a.row_offsets = P.row_offsets.as<int>();
     a.col_blocks = P.col_blocks.as<int>();
-    a.nnz = static_cast<int>(layout.pattern.nnz());
-    a.pattern_heads = layout.pattern.pattern_heads();
-    a.k_valid = P.k_valid.as<int>();
-    a.q_valid = P.q_valid.as<int>();
+    // A device-built pattern's nnz stays on the device: it is only needed for block_mass, which it never has.
+    a.nnz = device_built ? 0 : static_cast<int>(P.host.pattern.nnz());
+    a.pattern_heads = device_built ? static_cast<int>(H) : P.host.pattern.pattern_heads();
+    a.k_valid = device_built ? S.k_valid.as<int>() : P.k_valid.as<int>();
+    a.q_valid = device_built ? S.q_valid.as<int>() : P.q_valid.as<int>();
     a.softmax_scale = 1.0f;
-    a.block_mass = mass ? mass_.as<float>() : nullptr;
+    a.block_mass = mass.wanted() ? mass_.as<float>() : nullptr;
     a.kernel = kernel_;
     block_sparse_attention(a, stream_);
     CUDA_CHECK(attn_cuda::scatter_tiles_to_rows(o_.data(), qs, S.q_slot_of_row.as<int32_t>(), Nq, out.data(), f32, BH,
                                                 static_cast<int>(D), stream_));
-    if (mass) download_mass(layout, B, *mass);
+    if (mass.host) download_mass(P.host, B, *mass.host);
+    if (mass.keep) {
+      const BlockPattern& p = P.host.pattern;
+      // build_cs4a reads the mass as [B, H, nq, nk]: the kernel's layout for a dense pattern shared by heads.
+      const bool dense_shared = p.shared_across_heads && p.nnz() == int64_t{p.num_q_blocks} * p.num_k_blocks;
+      mass_batch_ = dense_shared ? B : 0;
+      mass_scale_ = scale;
+    }
+  }
+
+  bool builds_cs4a() const override { return true; }
+
+  void set_cs4a_plan(const Cs4aPlan& plan) override { cs4a_ = std::make_unique<Cs4aDeviceBuilder>(plan); }
+
+  void build_cs4a(std::span<const int> slots) override {
+    SPARVAR_CHECK(cs4a_, "cuda sparse attention: build_cs4a before set_cs4a_plan");
+    const Cs4aPlan& plan = cs4a_->plan();
+    SPARVAR_CHECK(mass_batch_ > 0 && mass_scale_ == plan.decision_scale,
+                  "cuda sparse attention: build_cs4a needs the block mass kept by an attend() at the decision scale "
+                  "{} with every block listed, right before", plan.decision_scale);
+    SPARVAR_CHECK(slots.size() == plan.scales.size(), "cuda sparse attention: {} CS4A slots for {} scales",
+                  slots.size(), plan.scales.size());
+    std::vector<Cs4aDeviceTarget> targets;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const Cs4aPlanScale& s = plan.scales[i];
+      const auto sit = scales_.find(s.scale);
+      SPARVAR_CHECK(sit != scales_.end() && sit->second.host.q.num_blocks() == s.num_q_blocks &&
+                        sit->second.host.k.num_blocks() == s.num_k_blocks,
+                    "cuda sparse attention: CS4A scale {} is not registered with this geometry", s.scale);
+      DevicePattern& p = patterns_[slots[i]];
+      if (p.cs4a_scale != static_cast<int>(i)) {  // first build into this slot: buffers at the plan's bounds
+        p.host = BlockSparseLayout{};
+        p.cs4a_scale = static_cast<int>(i);
+        p.row_offsets.reserve((static_cast<size_t>(plan.heads) * s.num_q_blocks + 1) * sizeof(int32_t), "CS4A row offsets");
+        p.col_blocks.reserve(std::max<size_t>(static_cast<size_t>(s.nnz_bound), 1) * sizeof(int32_t), "CS4A blocks");
+      }
+      targets.push_back({p.row_offsets.as<int32_t>(), p.col_blocks.as<int32_t>()});
+    }
+    cs4a_->build(mass_.as<float>(), static_cast<int>(mass_batch_), targets, stream_);
+  }
+
+  BlockPattern cs4a_selection() override {
+    SPARVAR_CHECK(cs4a_, "cuda sparse attention: no CS4A plan");
+    return cs4a_->download_selection(stream_);
+  }
+
+  BlockPattern download_pattern(int slot) override {
+    const auto pit = patterns_.find(slot);
+    SPARVAR_CHECK(pit != patterns_.end(), "cuda sparse attention: pattern {} not registered", slot);
+    const DevicePattern& p = pit->second;
+    if (p.cs4a_scale < 0) return p.host.pattern;
+    return download_cs4a_pattern(cs4a_->plan(), p.cs4a_scale,
+                                 {p.row_offsets.as<int32_t>(), p.col_blocks.as<int32_t>()}, stream_);
   }
 
  private:
@@ -168,6 +235,9 @@ class CudaAttentionExecutor final : public AttentionExecutor {
   int64_t max_q_ = 0, max_k_ = 0, max_mass_ = 0, batch_ = 0;
   DeviceBuffer q_, o_, k_, v_, mass_;
   std::vector<float> staging_;
+  std::unique_ptr<Cs4aDeviceBuilder> cs4a_;
+  int64_t mass_batch_ = 0;  // rows of the mass the last attend() kept in mass_ for build_cs4a (0: none usable)
+  int mass_scale_ = -1;
 };
 
 }  // namespace

@@ -7,16 +7,6 @@ namespace {
 
 constexpr float kL2Eps = 1e-12f;  // F.normalize's default
 
-// y[b] *= gate[b] for every batch row (the gate broadcasts over tokens, which Backend::mul cannot do for
-// a [batch, 1, C] operand, so one call per row).
-void gate_rows(Backend& be, const Conditioning& cond, int layer, int which, Tensor& y) {
-  const int64_t n = y.dim(1), C = y.dim(2);
-  for (int64_t b = 0; b < y.dim(0); ++b) {
-    Tensor row = y.slice0(b, b + 1).view({n, C});
-    be.mul(row, cond.mod_row(layer, which, b), row);
-  }
-}
-
 // [B, H, n, hd] -> [B, n, C] through the workspace buffer `name`.
 Tensor merge_heads(Backend& be, Workspace& ws, const Tensor& o, const char* name) {
   const int64_t B = o.dim(0), H = o.dim(1), n = o.dim(2), hd = o.dim(3);
@@ -31,9 +21,8 @@ enum Mod { G1 = 0, G2 = 1, S1 = 2, S2 = 3, B1 = 4, B2 = 5 };
 
 void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens) {
   const int64_t bn = batch * max_tokens, C = c.embed_dim;
-  for (const char* name : {"x", "h", "tmp", "attn", "attn_t", "caq", "caq_t"}) ws.reserve(name, bn * C);
+  for (const char* name : {"x", "h", "tmp", "q", "attn", "attn_t", "caq", "caq_t"}) ws.reserve(name, bn * C);
   ws.reserve("qkv", bn * 3 * C);
-  ws.reserve("qkv_t", bn * 3 * C);
   ws.reserve("ffn", bn * c.ffn_hidden);
   ws.reserve("logits", bn * 2 * c.d_vae());
 }
@@ -48,26 +37,17 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   Tensor tmp = ws.take("tmp", {B, n, C});
   Tensor attn = ws.take("attn", {B, H, n, hd});
 
-  // ---- self-attention ----
-  be.layer_norm(x, nullptr, nullptr, eps, h);
-  be.adaln_modulate(h, cond.mod(layer, S1), cond.mod(layer, B1), h);
+  // ---- self-attention: q/k normalised and rotated, k and v straight into the cache ----
+  be.layer_norm_modulate(x, cond.mod(layer, S1), cond.mod(layer, B1), eps, h);
   Tensor qkv = ws.take("qkv", {B, n, 3 * C});
   be.linear(h, bw.qkv_w, &bw.qkv_b, Activation::None, qkv);
-  Tensor qkv_t = ws.take("qkv_t", {3, B, H, n, hd});
-  be.permute(qkv.view({B, n, 3, H, hd}), {2, 0, 3, 1, 4}, qkv_t);
-  Tensor q = qkv_t.slice0(0, 1).view({B, H, n, hd});
-  Tensor k = qkv_t.slice0(1, 2).view({B, H, n, hd});
-  Tensor v = qkv_t.slice0(2, 3).view({B, H, n, hd});
-  be.l2_normalize(q, kL2Eps, &bw.q_head_scale, q);
-  be.l2_normalize(k, kL2Eps, nullptr, k);
-  be.rope(q, step.rope_cos, step.rope_sin, q);
-  be.rope(k, step.rope_cos, step.rope_sin, k);
-  cache.write(layer, k, v, step.offset);
+  Tensor q = ws.take("q", {B, H, n, hd});
+  be.qkv_to_attention(qkv, &bw.q_head_scale, step.rope_cos, step.rope_sin, kL2Eps, step.offset, q,
+                      cache.mutable_keys(layer), cache.mutable_values(layer));
   SelfAttentionCall call{layer, step.scale, step.schedule, step.offset + n};
   runner.self_attention(be, q, cache.keys(layer), cache.values(layer), call, attn);
   be.linear(merge_heads(be, ws, attn, "attn_t"), bw.sa_proj_w, &bw.sa_proj_b, Activation::None, tmp);
-  gate_rows(be, cond, layer, G1, tmp);
-  be.add(x, tmp, x);
+  be.gated_residual(x, cond.mod(layer, G1), tmp);
 
   // ---- cross-attention to the text ----
   be.layer_norm(x, &bw.ca_norm_w, &bw.ca_norm_b, eps, h);
@@ -83,20 +63,17 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   be.add(x, tmp, x);
 
   // ---- FFN ----
-  be.layer_norm(x, nullptr, nullptr, eps, h);
-  be.adaln_modulate(h, cond.mod(layer, S2), cond.mod(layer, B2), h);
+  be.layer_norm_modulate(x, cond.mod(layer, S2), cond.mod(layer, B2), eps, h);
   Tensor f = ws.take("ffn", {B, n, c.ffn_hidden});
   be.linear(h, bw.fc1_w, &bw.fc1_b, Activation::GeluTanh, f);
   be.linear(f, bw.fc2_w, &bw.fc2_b, Activation::None, tmp);
-  gate_rows(be, cond, layer, G2, tmp);
-  be.add(x, tmp, x);
+  be.gated_residual(x, cond.mod(layer, G2), tmp);
 }
 
 Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x) {
   const int64_t B = x.dim(0), n = x.dim(1), C = w.config.embed_dim;
   Tensor h = ws.take("h", {B, n, C});
-  be.layer_norm(x, nullptr, nullptr, w.config.norm_eps, h);
-  be.adaln_modulate(h, cond.head_scale, cond.head_shift, h);
+  be.layer_norm_modulate(x, cond.head_scale, cond.head_shift, w.config.norm_eps, h);
   Tensor logits = ws.take("logits", {B, n, 2 * static_cast<int64_t>(w.config.d_vae())});
   be.linear(h, w.head_w, &w.head_b, Activation::None, logits);
   return logits;

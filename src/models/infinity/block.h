@@ -2,7 +2,9 @@
 //   x += SA(LN(x) * (1 + s1) + b1) * g1      cosine attention over the KV cache, 2-D RoPE
 //   x += CA(ca_norm(x), text)                 keys/values precomputed per image, masked by text length
 //   x += FFN(LN(x) * (1 + s2) + b2) * g2      GELU-tanh
-// and the bitwise head. All activations come from the planned Workspace (see reserve_block_workspace).
+// and the bitwise head. All activations come from the planned Workspace (see reserve_block_workspace). The
+// small steps are the backend's fused ops (layer_norm_modulate, qkv_to_attention into the KV cache,
+// gated_residual), so a block is about 20 launches: the GEMMs, the two attentions and a few passes.
 #pragma once
 
 #include "attention/schedule.h"

@@ -10,14 +10,20 @@ ScaleGrid latent_grid(const ScaleGrid& tokens, bool patchify) {
   return patchify ? ScaleGrid{tokens.h * 2, tokens.w * 2} : tokens;
 }
 
+CodeValues code_values(const InfinityConfig& c) {
+  const int64_t d = c.vae_codebook_dim;
+  const float s = 1.0f / std::sqrt(static_cast<float>(d));
+  // F.normalize over the d bits of a position: every code has norm sqrt(d * s^2), the same for all.
+  const float norm = std::sqrt(static_cast<float>(d) * (s * s));
+  return {(0.0f * s * 2.0f - s) / norm, (1.0f * s * 2.0f - s) / norm};
+}
+
 Tensor bits_to_latent_codes(const uint8_t* bits, int64_t batch, const ScaleGrid& grid, const InfinityConfig& c) {
   const int64_t d = c.vae_codebook_dim, D = c.d_vae(), n = grid.tokens();
   const int p = c.spatial_patchify ? 2 : 1;
   const int64_t H = grid.h * p, W = grid.w * p;
-  const float s = 1.0f / std::sqrt(static_cast<float>(d));
-  // F.normalize over the d bits of a position: every code has norm sqrt(d * s^2), the same for all.
-  const float norm = std::sqrt(static_cast<float>(d) * (s * s));
-  const float value[2] = {(0.0f * s * 2.0f - s) / norm, (1.0f * s * 2.0f - s) / norm};
+  const CodeValues v = code_values(c);
+  const float value[2] = {v.zero, v.one};
   Tensor out = Tensor::empty({batch, d, H, W}, DType::F32);
   float* o = out.data_as<float>();
   for (int64_t b = 0; b < batch; ++b)

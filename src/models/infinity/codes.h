@@ -16,7 +16,14 @@ namespace sparvar::infinity {
 // The VAE latent grid of a token grid (2x larger when patchified).
 ScaleGrid latent_grid(const ScaleGrid& tokens, bool patchify);
 
-// bits [batch, h*w, d_vae] (0/1 bytes) of one scale -> host F32 codes [batch, codebook_dim, H, W].
+// The code of a 0 bit and of a 1 bit (after the L2 normalisation over the d bits of a position).
+struct CodeValues {
+  float zero, one;
+};
+CodeValues code_values(const InfinityConfig& c);
+
+// bits [batch, h*w, d_vae] (0/1 bytes) of one scale -> host F32 codes [batch, codebook_dim, H, W]. The generator
+// does this on the backend (Backend::bits_to_codes with code_values); this host version is the reference.
 Tensor bits_to_latent_codes(const uint8_t* bits, int64_t batch, const ScaleGrid& grid, const InfinityConfig& c);
 
 // features [batch, d, H, W] (latent grid) -> tokens [batch, h*w, d_vae] (pixel_unshuffle when patchified).

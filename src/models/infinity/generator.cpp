@@ -63,6 +63,21 @@ std::vector<uint8_t> checked_forced_bits(const Tensor& t, int64_t B, int64_t L, 
   return out;
 }
 
+// Forced bits [B, L, D] regrouped scale by scale ([B, n_k, D] blocks one after the other, scales [0, scales)),
+// so each scale's bits are one contiguous slice of a single upload.
+Tensor forced_bits_by_scale(const std::vector<uint8_t>& forced, const ScaleSchedule& sched, int scales, int64_t B,
+                            int64_t D) {
+  const int64_t L = sched.total_tokens();
+  Tensor out = Tensor::empty({B * sched.offset(scales - 1) + B * sched.tokens(scales - 1), D}, DType::U8);
+  uint8_t* o = out.data_as<uint8_t>();
+  for (int k = 0; k < scales; ++k)
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = sched.tokens(k), off = sched.offset(k);
+      std::memcpy(o + (B * off + b * n) * D, forced.data() + (b * L + off) * D, static_cast<size_t>(n * D));
+    }
+  return out.view({out.numel()});
+}
+
 }  // namespace
 
 InfinityModel::InfinityModel(Backend& backend, InfinityWeights weights) : backend_(backend), weights_(std::move(weights)) {}
@@ -84,14 +99,24 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
   const int64_t B = text.features.dim(0), L = sched.total_tokens(), D = c.d_vae(), C = c.embed_dim;
   const bool use_cfg = o.cfg != 1.0f;
   const int64_t bs = use_cfg ? 2 * B : B;
+  // Bits drawn by the scales that run: B * n_k * D per scale, consumed in scale order.
+  const int64_t run_bits = B * (sched.offset(K_run - 1) + sched.tokens(K_run - 1)) * D;
   std::vector<uint8_t> forced;
   if (o.forced_bits) forced = checked_forced_bits(*o.forced_bits, B, L, D);
-  UniformSource uniforms = o.uniforms ? UniformSource::supplied(*o.uniforms) : UniformSource::philox(o.seed);
+  const bool supplied = forced.empty() && o.uniforms.has_value();
+  if (supplied) {
+    const int64_t have = static_cast<int64_t>(o.uniforms->size());
+    for (int k = 0; k < K_run; ++k) {
+      const int64_t first = B * sched.offset(k) * D, last = first + B * sched.tokens(k) * D;
+      SPARVAR_CHECK(last <= have, "not enough supplied uniforms: scale {} needs values [{}, {}), the array has {}", k,
+                    first, last, have);
+    }
+  }
   DenseAttentionRunner dense;
   AttentionRunner& runner = runner_in ? *runner_in : dense;
   GenerateResult result;
 
-  // ---- once per image: text, RoPE tables, KV cache, workspace ----
+  // ---- once per image: text, RoPE tables, KV cache, workspace, sampling inputs ----
   auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> lens_all = lens;
   if (use_cfg) lens_all.insert(lens_all.end(), lens.begin(), lens.end());
@@ -112,16 +137,36 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
   const ScaleGrid last = latent_grid(sched.grids().back(), c.spatial_patchify);
   const int64_t d = c.vae_codebook_dim;
   for (const char* name : {"summed", "upsampled", "next"}) codes_ws.reserve(name, B * d * last.tokens());
+  codes_ws.reserve("codes", B * d * max_latent);
   codes_ws.reserve("tokens", B * max_n * D);
+  if (o.keep_logits) codes_ws.reserve("logits", B * max_n * 2 * D);
+  Workspace bits_ws(be, DType::U8);
+  bits_ws.reserve("bits", B * max_n * D);
+  // Forced bits and supplied uniforms go to the device once, scale-major, so each scale takes a slice.
+  Tensor forced_dev, uniforms_dev;
+  if (!forced.empty()) forced_dev = be.upload(forced_bits_by_scale(forced, sched, K_run, B, D), DType::U8);
+  if (supplied)
+    uniforms_dev = be.upload(Tensor::from_floats({run_bits}, std::vector<float>(o.uniforms->begin(),
+                                                                                 o.uniforms->begin() + run_bits)),
+                             DType::F32);
+  const CodeValues code = code_values(c);
+  const int patch = c.spatial_patchify ? 2 : 1;
+  BitSampling sampling;
+  sampling.tau = o.tau;
+  sampling.cfg = o.cfg;
+  sampling.top_k = o.sampling.top_k;
+  sampling.top_p = o.sampling.top_p;
+  sampling.seed = o.seed;
   Tensor summed = codes_ws.take("summed", {B, d, last.h, last.w});
   Tensor x = ws.take("x", {bs, 1, C});
   be.copy(cond.start, x);
   be.synchronize();
   result.text_ms = ms_since(t0);
   result.kv_cache_bytes = cache.bytes();
-  result.workspace_bytes = ws.bytes() + codes_ws.bytes();
+  result.workspace_bytes = ws.bytes() + codes_ws.bytes() + bits_ws.bytes();
 
-  std::vector<float> u, lg;
+  std::vector<std::unique_ptr<TimingEvent>> marks;  // !sync_each_scale: the end of each scale's work
+  if (!o.sync_each_scale) marks.push_back(be.record_event());
   for (int si = 0; si < K_run; ++si) {
     t0 = std::chrono::steady_clock::now();
     const ScaleGrid grid = sched.grid(si);
@@ -131,32 +176,28 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
     be.add(x, w.lvl_embed.slice0(si, si + 1).view({C}), x);
     for (int l = 0; l < c.depth; ++l) run_block(be, w, l, cond, step, cache, runner, ws, x);
 
-    // Head, tau, CFG (host: the logits go to the host sampler anyway).
-    const std::vector<float> raw = be.download(run_head(be, w, cond, ws, x)).to_floats();
-    const int64_t per_row = n * 2 * D;
-    lg.assign(static_cast<size_t>(B * per_row), 0.0f);
-    for (int64_t i = 0; i < B * per_row; ++i) {
-      const float cond_l = raw[static_cast<size_t>(i)] / o.tau;
-      lg[static_cast<size_t>(i)] =
-          use_cfg ? o.cfg * cond_l + (1.0f - o.cfg) * (raw[static_cast<size_t>(i + B * per_row)] / o.tau) : cond_l;
-    }
-    Tensor bits = Tensor::empty({B, n, D}, DType::U8);
-    uint8_t* pb = bits.data_as<uint8_t>();
+    // Head, tau, CFG and sampling on the backend (forced bits: the logits only, when they are kept).
+    const Tensor raw = run_head(be, w, cond, ws, x);
+    const int64_t first = B * off * D, count = B * n * D;
+    sampling.stream = static_cast<uint64_t>(si);  // PhiloxStream(seed, scale), as UniformSource draws
+    Tensor logits = o.keep_logits ? codes_ws.take("logits", {B, n, 2 * D}) : Tensor();
+    Tensor bits;
     if (!forced.empty()) {
-      for (int64_t b = 0; b < B; ++b)
-        std::memcpy(pb + b * n * D, forced.data() + (b * L + off) * D, static_cast<size_t>(n * D));
+      bits = forced_dev.slice0(first, first + count).view({B, n, D});
+      if (o.keep_logits) be.sample_bits(raw, sampling, nullptr, nullptr, &logits);
     } else {
-      u.resize(static_cast<size_t>(B * n * D));
-      uniforms.draw(si, B * n * D, u.data());
-      sample_bits(lg.data(), B * n * D, o.sampling, u.data(), pb);
+      bits = bits_ws.take("bits", {B, n, D});
+      const Tensor u = supplied ? uniforms_dev.slice0(first, first + count).view({B, n, D}) : Tensor();
+      be.sample_bits(raw, sampling, supplied ? &u : nullptr, &bits, o.keep_logits ? &logits : nullptr);
     }
-    result.logits.push_back(Tensor::from_floats({B, n, 2 * D}, lg));
-    result.bits.push_back(bits);
+    if (o.keep_logits) result.logits.push_back(be.download(logits));
+    if (o.keep_bits) result.bits.push_back(be.download(bits).to_dtype(DType::U8));
 
     // Running sum of codes; the next scale's input.
     const bool is_last = si == K - 1;
     const ScaleGrid lat = latent_grid(grid, c.spatial_patchify);
-    const Tensor codes = be.upload(bits_to_latent_codes(pb, B, grid, c), DType::F32);
+    Tensor codes = codes_ws.take("codes", {B, d, lat.h, lat.w});
+    be.bits_to_codes(bits, patch, code.zero, code.one, codes);
     Tensor up = is_last ? codes : codes_ws.take("upsampled", {B, d, last.h, last.w});
     if (!is_last) be.resample(codes, ResampleMode::Bilinear, up);
     if (si == 0) be.copy(up, summed);
@@ -179,12 +220,22 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
         be.copy(embedded, half);
       }
     }
-    (void)lat;
-    be.synchronize();
-    result.scale_ms.push_back(ms_since(t0));
-    if (o.on_scale) o.on_scale(ScaleReport{si, K_run, grid, result.scale_ms.back()});
+    if (o.sync_each_scale) {
+      be.synchronize();
+      result.scale_ms.push_back(ms_since(t0));
+      if (o.on_scale) o.on_scale(ScaleReport{si, K_run, grid, result.scale_ms.back()});
+    } else {
+      marks.push_back(be.record_event());
+    }
   }
   result.summed_codes = be.download(summed).view({B, d, 1, last.h, last.w});
+  if (!o.sync_each_scale) {
+    be.synchronize();
+    for (int si = 0; si < K_run; ++si) {
+      result.scale_ms.push_back(marks[static_cast<size_t>(si) + 1]->ms_since(*marks[static_cast<size_t>(si)]));
+      if (o.on_scale) o.on_scale(ScaleReport{si, K_run, sched.grid(si), result.scale_ms.back()});
+    }
+  }
   return result;
 }
 

@@ -1,7 +1,9 @@
 // The generation loop of Infinity: text conditioning once, then scale by scale: level embedding, the blocks
 // (KV cache, cross-attention), the bitwise head, CFG on logits, per-bit sampling (or forced bits), the
-// running sum of codes and the next scale's input. Memory (KV cache, activations) is planned from the
-// schedule before the first scale.
+// running sum of codes and the next scale's input. Memory (KV cache, activations, sampling buffers) is planned
+// from the schedule before the first scale, and every step of the loop is a backend op: nothing goes to the
+// host and nothing waits for the device between the first scale and the last unless asked (keep_*,
+// sync_each_scale).
 #pragma once
 
 #include <functional>
@@ -25,7 +27,7 @@ struct ScaleReport {
   int scale = 0;
   int num_scales = 0;
   ScaleGrid grid;
-  double ms = 0;                 // wall time of this scale (backend synchronised)
+  double ms = 0;                 // time of this scale (see GenerateOptions::sync_each_scale)
 };
 
 struct GenerateOptions {
@@ -36,7 +38,16 @@ struct GenerateOptions {
   uint64_t seed = 0;             // Philox seed when no uniforms are supplied
   std::optional<std::vector<float>> uniforms;  // supplied uniforms (parity), (scale, batch, token, bit) order
   std::optional<Tensor> forced_bits;           // host [batch, total_tokens, d_vae] of 0/1: used instead of sampling
-  bool keep_inputs = false;      // also return each scale's input (the resampled running sum)
+  // Per-scale results to return. Each one kept is a download, i.e. a device synchronisation per scale; without
+  // them the scale loop runs from the first scale to the last without waiting for the device.
+  bool keep_logits = false;      // each scale's logits after tau and CFG
+  bool keep_bits = false;        // each scale's bits (sampled or forced)
+  bool keep_inputs = false;      // each scale's input (the resampled running sum)
+  // true: synchronise after every scale; ScaleReport::ms is its wall time and on_scale runs as each scale
+  // finishes (a live progress line). false: no synchronisation inside the loop; each scale is timed by backend
+  // events (TimingEvent: device time from the end of the previous scale's work to the end of its own) and
+  // on_scale runs for every scale, in order, once the last one has finished.
+  bool sync_each_scale = true;
   // Stop after scale K-1-skip_last: the codes so far (each upsampled to the last grid, as every non-final
   // scale always is) form summed_codes, as the reference's trunk_scale does. 0 = run every scale.
   int skip_last = 0;
@@ -44,8 +55,8 @@ struct GenerateOptions {
 };
 
 struct GenerateResult {
-  std::vector<Tensor> logits;    // per scale host F32 [batch, h*w, 2 * d_vae] (after tau and CFG)
-  std::vector<Tensor> bits;      // per scale host U8 [batch, h*w, d_vae]
+  std::vector<Tensor> logits;    // per scale host F32 [batch, h*w, 2 * d_vae] (after tau and CFG; keep_logits)
+  std::vector<Tensor> bits;      // per scale host U8 [batch, h*w, d_vae] (keep_bits)
   std::vector<Tensor> inputs;    // per scale >= 1 host F32 [batch, h*w, d_vae] (keep_inputs)
   Tensor summed_codes;           // host F32 [batch, codebook_dim, 1, H, W] (last latent grid)
   double text_ms = 0;

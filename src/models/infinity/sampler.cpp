@@ -1,35 +1,15 @@
 #include "models/infinity/sampler.h"
 
-#include <cmath>
-#include <limits>
+#include <algorithm>
 
+#include "core/bit_sampling.h"
 #include "core/error.h"
 #include "core/philox.h"
 
 namespace sparvar::infinity {
 
 float bit_prob_zero(float l0, float l1, const SamplingParams& params) {
-  bool keep0 = true, keep1 = true;
-  if (params.top_k == 1) {  // k-th largest of two: the larger; strictly smaller ones go
-    if (l0 < l1) keep0 = false;
-    if (l1 < l0) keep1 = false;
-  }
-  auto p0_of = [&]() -> float {
-    if (!keep0) return 0.0f;
-    if (!keep1) return 1.0f;
-    const float m = std::max(l0, l1);
-    const float e0 = std::exp(l0 - m), e1 = std::exp(l1 - m);
-    return e0 / (e0 + e1);
-  };
-  if (params.top_p > 0.0f && keep0 && keep1) {
-    // Ascending sort: the smaller logit first; it goes when its probability <= 1 - top_p (never the largest).
-    const float threshold = static_cast<float>(1.0 - static_cast<double>(params.top_p));
-    const float p0 = p0_of();
-    if (l0 < l1 && p0 <= threshold) keep0 = false;
-    else if (l1 < l0 && 1.0f - p0 <= threshold) keep1 = false;
-    else if (l0 == l1 && 0.5f <= threshold) keep0 = false;  // tie: torch's sort puts index 0 first
-  }
-  return p0_of();
+  return bitsample::prob_zero(l0, l1, params.top_k, params.top_p);
 }
 
 UniformSource UniformSource::philox(uint64_t seed) {
@@ -60,8 +40,7 @@ void UniformSource::draw(int scale, int64_t count, float* out) {
 void sample_bits(const float* logits, int64_t count, const SamplingParams& params, const float* uniforms,
                  uint8_t* bits) {
   for (int64_t i = 0; i < count; ++i) {
-    const float p0 = bit_prob_zero(logits[2 * i], logits[2 * i + 1], params);
-    bits[i] = uniforms[i] >= p0 ? 1 : 0;
+    bits[i] = bitsample::sample(bit_prob_zero(logits[2 * i], logits[2 * i + 1], params), uniforms[i]);
   }
 }
 

@@ -3,6 +3,9 @@
 // likely bit is removed when its probability <= 1 - top_p), softmax, then bit = 1 iff u >= p(bit = 0).
 // Uniforms come from Philox (seed; stream offset = scale index; element = (batch, token, bit) row-major)
 // or, for parity with the reference, from a supplied array consumed in the same order scale after scale.
+// The arithmetic is core/bit_sampling.h's, which the backends' sample_bits share: the same logits and uniforms
+// give the same bits here, on the CPU backend and on the GPU. The generator samples on the backend; these host
+// functions remain for tests and tools.
 #pragma once
 
 #include <cstdint>

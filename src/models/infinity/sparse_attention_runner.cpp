@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "attention/cs4a_plan.h"
 #include "core/error.h"
 #include "models/infinity/attention_executor.h"
 
@@ -78,6 +79,12 @@ SparseAttentionRunner::SparseAttentionRunner(Backend& backend, AttentionMode mod
     if (static_[static_cast<size_t>(k)]) exec_->set_pattern(k, *static_[static_cast<size_t>(k)]);
   }
   exec_->reserve(o.max_batch);
+  if (decision_scale_ >= 0 && decision_scale_ + 1 < K && exec_->builds_cs4a()) {
+    std::vector<const Cs4aMapper*> later;
+    for (int k = decision_scale_ + 1; k < K; ++k) later.push_back(mappers_[static_cast<size_t>(k)].get());
+    exec_->set_cs4a_plan(make_cs4a_plan(later, heads));
+    cs4a_on_device_ = true;
+  }
   if (decision_scale_ >= 0) {
     const BlockPattern& p = decision_dense_.pattern;
     mass_.reserve(static_cast<size_t>(o.max_batch) * heads * p.num_q_blocks * p.num_k_blocks);
@@ -97,7 +104,20 @@ const BlockSparseLayout* SparseAttentionRunner::static_layout(int scale) const {
 
 const BlockSparseLayout* SparseAttentionRunner::cs4a_layout(int layer, int scale) const {
   const auto it = cs4a_.find({layer, scale});
-  return it == cs4a_.end() ? nullptr : &it->second;
+  if (it != cs4a_.end()) return &it->second;
+  if (!cs4a_on_device_ || !cs4a_decided_.count(layer) || scale <= decision_scale_ || scale >= schedule_.num_scales())
+    return nullptr;
+  const ScaleLayouts& l = layouts_[static_cast<size_t>(scale)];
+  const int slot = cs4a_slot(schedule_.num_scales(), layer, scale);
+  return &cs4a_.emplace(std::pair{layer, scale}, make_block_sparse_layout(exec_->download_pattern(slot), l.q, l.k))
+              .first->second;
+}
+
+std::vector<int> SparseAttentionRunner::cs4a_slots(int layer) const {
+  std::vector<int> slots;
+  for (int k = decision_scale_ + 1; k < schedule_.num_scales(); ++k)
+    slots.push_back(cs4a_slot(schedule_.num_scales(), layer, k));
+  return slots;
 }
 
 const ScaleLayouts& SparseAttentionRunner::layouts(int scale) const {
@@ -126,15 +146,33 @@ void SparseAttentionRunner::self_attention(Backend& backend, const Tensor& q, co
   }
   const int K = schedule_.num_scales();
   if (mode_ != AttentionMode::Cs4a) {
-    exec_->attend(q, k, v, s, s, nullptr, out);
+    exec_->attend(q, k, v, s, s, MassOutput{}, out);
   } else if (s == decision_scale_) {
-    exec_->attend(q, k, v, s, decision_slot(K), &mass_, out);
-    decide_cs4a(call.layer, mass_, q.dim(0));
+    if (cs4a_on_device_) {
+      const bool observed = static_cast<bool>(options_.on_cs4a_decision);
+      exec_->attend(q, k, v, s, decision_slot(K), MassOutput{true, observed ? &mass_ : nullptr}, out);
+      decide_cs4a_on_device(call.layer, q.dim(0));
+    } else {
+      exec_->attend(q, k, v, s, decision_slot(K), MassOutput{false, &mass_}, out);
+      decide_cs4a(call.layer, mass_, q.dim(0));
+    }
   } else {
-    SPARVAR_CHECK(cs4a_.count({call.layer, s}),
+    SPARVAR_CHECK(cs4a_decided_.count(call.layer),
                   "CS4A: layer {} reached scale {} without a decision at scale {} (scales must run in order)",
                   call.layer, s, decision_scale_);
-    exec_->attend(q, k, v, s, cs4a_slot(K, call.layer, s), nullptr, out);
+    exec_->attend(q, k, v, s, cs4a_slot(K, call.layer, s), MassOutput{}, out);
+  }
+}
+
+// The executor selects and maps on the device, straight into the layer's slots (see decide_cs4a for what).
+void SparseAttentionRunner::decide_cs4a_on_device(int layer, int64_t batch) {
+  exec_->build_cs4a(cs4a_slots(layer));
+  cs4a_decided_.insert(layer);
+  for (int k = decision_scale_ + 1; k < schedule_.num_scales(); ++k) cs4a_.erase({layer, k});
+  if (options_.on_cs4a_decision) {
+    const BlockPattern selected = exec_->cs4a_selection();
+    options_.on_cs4a_decision(Cs4aDecisionView{layer, decision_scale_, &layouts_[static_cast<size_t>(decision_scale_)],
+                                               batch, heads_, mass_, &selected});
   }
 }
 
@@ -156,6 +194,7 @@ void SparseAttentionRunner::decide_cs4a(int layer, std::span<const float> mass, 
     slot = mappers_[static_cast<size_t>(k)]->map_layout(selected);
     exec_->set_pattern(cs4a_slot(K, layer, k), slot);
   }
+  cs4a_decided_.insert(layer);
   if (options_.on_cs4a_decision)
     options_.on_cs4a_decision(Cs4aDecisionView{layer, decision_scale_, &dl, batch, heads_, mass, &selected});
 }

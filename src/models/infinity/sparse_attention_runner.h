@@ -9,13 +9,16 @@
 // built once at construction; nothing is allocated per call (a batch larger than max_batch grows the
 // scratch once).
 // CS4A: scales below the decision scale k_d run dense (backend); at k_d the kernel runs with every block
-// listed and records the block mass per layer and head; the runner selects (tau, cap), maps the selection to
-// every later scale and keeps those per-layer patterns for the rest of the image.
+// listed and records the block mass per layer and head; the selection (tau, cap) and its map to every later
+// scale give per-layer patterns kept for the rest of the image. On CUDA the executor does this on the device
+// (no host sync; the patterns never leave the device unless asked for); on the CPU the runner does it with
+// cs4a_select and Cs4aMapper. Both follow the same rule (attention/cs4a_rule.h) and give the same patterns.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -40,8 +43,9 @@ struct Cs4aDecisionView {
   const ScaleLayouts* layouts = nullptr;  // decision scale's q / k layouts
   int64_t batch = 0, heads = 0;
   std::span<const float> mass;            // [batch, heads, q blocks, k blocks]: the kernel's block mass
-  const BlockPattern* selected = nullptr; // cs4a_select on the batch-averaged mass (per head)
+  const BlockPattern* selected = nullptr; // the selection on the batch-averaged mass (per head)
 };
+// (On CUDA an observer costs a device sync per layer at k_d: the mass and the selection are downloaded.)
 
 // Defaults put fidelity first: 64-token tiles (the finest the kernel runs efficiently), CSLA with 6 sink
 // scales, a 2-token window in every earlier scale and a 3x3-tile own window; CS4A with tau 0.95, no cap,
@@ -86,13 +90,16 @@ class SparseAttentionRunner final : public AttentionRunner {
   int decision_scale() const { return decision_scale_; }
   // The static pattern of scale k (CSLA / dense-listed; null when k runs dense or the mode is CS4A).
   const BlockSparseLayout* static_layout(int scale) const;
-  // The CS4A pattern of (layer, scale > k_d) chosen at this image's decision scale (null before it).
+  // The CS4A pattern of (layer, scale > k_d) chosen at this image's decision scale (null before it). On
+  // CUDA a host copy is downloaded on first use after each decision (synchronises; for analysis and tests).
   const BlockSparseLayout* cs4a_layout(int layer, int scale) const;
   // Scale k's layouts (q: scale k; k: scales 0..k) as this runner tiles them.
   const ScaleLayouts& layouts(int scale) const;
 
  private:
   void decide_cs4a(int layer, std::span<const float> mass, int64_t batch);
+  void decide_cs4a_on_device(int layer, int64_t batch);
+  std::vector<int> cs4a_slots(int layer) const;  // executor slots of the layer's later-scale patterns
 
   AttentionMode mode_;
   SparseAttentionOptions options_;
@@ -104,7 +111,11 @@ class SparseAttentionRunner final : public AttentionRunner {
   std::vector<std::unique_ptr<BlockSparseLayout>> static_;  // [scale]
   BlockSparseLayout decision_dense_;              // CS4A: every block listed at k_d
   std::vector<std::unique_ptr<Cs4aMapper>> mappers_;        // [scale > k_d]
-  std::map<std::pair<int, int>, BlockSparseLayout> cs4a_;   // (layer, scale) -> this image's pattern
+  bool cs4a_on_device_ = false;                   // the executor builds CS4A patterns (CUDA)
+  std::set<int> cs4a_decided_;                    // layers whose later-scale patterns exist
+  // (layer, scale) -> this image's pattern: built here on the CPU; on CUDA a host copy made on demand
+  // (cs4a_layout) and dropped at the layer's next decision.
+  mutable std::map<std::pair<int, int>, BlockSparseLayout> cs4a_;
   std::vector<float> mass_, mass_avg_;            // decision-scale mass scratch
   std::unique_ptr<AttentionExecutor> exec_;
 };

@@ -90,6 +90,7 @@ TextToImageResult TextToImage::generate(const std::vector<std::string>& prompts,
   g.seed = o.seed;
   g.uniforms = o.uniforms;
   g.skip_last = o.skip_last;
+  g.sync_each_scale = o.sync_each_scale;
   if (o.on_progress)
     g.on_scale = [&](const infinity::ScaleReport& s) {
       o.on_progress({Progress::Phase::Scale, s.scale, s.num_scales, s.grid, s.ms});

@@ -32,6 +32,10 @@ struct TextToImageOptions {
   int skip_last = 0;                     // stop after scale K-1-N, decode the partial sum (see GenerateOptions)
   infinity::AttentionRunner* runner = nullptr;  // null = dense
   std::optional<std::vector<float>> uniforms;   // parity: sampling uniforms (scale, batch, token, bit) order
+  // true: the transformer waits for the device after every scale (live per-scale progress); false: it never
+  // waits inside the scale loop and reports the scales, timed by device events, when the last one is done
+  // (infinity::GenerateOptions::sync_each_scale).
+  bool sync_each_scale = true;
   std::function<void(const Progress&)> on_progress;
 };
 

@@ -1,5 +1,5 @@
 // Block-sparse attention kernels against a plain CPU reference (double accumulation, exact softmax over the
-// listed blocks). Prints "skipped: no CUDA device" and exits 77 (ctest: skipped) where no GPU is present (CI); otherwise every
+// listed blocks), outputs and block mass (simple and pipelined kernels; the paired one has no block mass). Prints "skipped: no CUDA device" and exits 77 (ctest: skipped) where no GPU is present (CI); otherwise every
 // failure is loud and the exit code non-zero.
 #include "block_sparse_attention.h"
 
@@ -159,7 +159,7 @@ void expect(bool ok, const std::string& what) {
 }
 
 void run_case(Case c, int kernel, std::mt19937& rng) {
-  if (kernel != BSA_KERNEL_SIMPLE) c.with_mass = false;  // pipelined / paired leave block_mass to the simple kernel
+  if (kernel == BSA_KERNEL_PAIRED) c.with_mass = false;  // the paired kernel rejects block_mass (error_cases)
   const int D = c.head_dim, bh = c.batch * c.heads;
   const int qblocks = c.nq / c.q_block, kblocks = c.nk / c.k_block;
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -286,6 +286,10 @@ void error_cases() {
   expect_rejected("null q", [](BlockSparseAttentionArgs& a) { a.q = nullptr; });
   expect_rejected("null col_blocks", [](BlockSparseAttentionArgs& a) { a.col_blocks = nullptr; });
   expect_rejected("pattern_heads 3 of 1", [](BlockSparseAttentionArgs& a) { a.pattern_heads = 3; });
+  expect_rejected("block_mass on the paired kernel", [](BlockSparseAttentionArgs& a) {
+    a.block_mass = reinterpret_cast<float*>(0x1000);
+    a.kernel = BSA_KERNEL_PAIRED;
+  });
   const int offsets[3] = {0, 1, 1}, cols[1] = {0};
   bool threw = false;
   try {
@@ -325,8 +329,18 @@ int main() {
       // An odd number of 64-row query blocks: the paired kernel's last tile has one half only.
       {"D128 q64 k64 odd q blocks per-head partial", 2, 3, 128, 320, 512, 64, 64, true, true, false, false},
       {"D64 q64 k128 odd q blocks shared", 1, 2, 64, 448, 768, 64, 128, false, true, false, false},
+      // Block mass from every (head dim, q block, k block, shared / per-head) corner, and over many tiles per
+      // CTA: the mass pass moves the K ring ahead of the V ring, so wrapping rings are the case to watch.
+      {"D128 q64 k128 per-head mass partial", 2, 2, 128, 384, 640, 64, 128, true, true, true, false},
+      {"D64 q128 k128 per-head mass partial", 2, 2, 64, 512, 640, 128, 128, true, true, true, false},
+      {"D64 q128 k64 shared mass partial", 2, 2, 64, 384, 512, 128, 64, false, true, true, false},
+      {"D128 q128 k64 shared mass", 1, 3, 128, 256, 640, 128, 64, false, false, true, false},
+      {"D64 q64 k64 many tiles per-head mass partial", 2, 6, 64, 2048, 512, 64, 64, true, true, true, false},
+      {"D128 q64 k128 many tiles shared mass partial", 2, 5, 128, 1536, 768, 64, 128, false, true, true, false},
+      {"D128 q64 k64 odd q blocks dense mass", 1, 3, 128, 320, 576, 64, 64, false, false, true, true},
   };
   if (quick) cases = {{"quick D128 q64 k64 mass", 1, 2, 128, 128, 256, 64, 64, true, true, true, false},
+                      {"quick D64 q64 k128 shared mass", 1, 2, 64, 192, 384, 64, 128, false, true, true, false},
                       {"quick D64 q128 k128", 1, 1, 64, 256, 256, 128, 128, false, true, true, false},
                       {"quick D64 q128 k64", 1, 2, 64, 256, 256, 128, 64, true, true, false, false},
                       {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false}};

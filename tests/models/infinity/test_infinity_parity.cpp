@@ -88,6 +88,8 @@ class InfinityParity : public ::testing::TestWithParam<const char*> {
     o.sampling.top_k = g.meta["top_k"].get<int>();
     o.sampling.top_p = g.meta["top_p"].get<float>();
     o.keep_inputs = true;
+    o.keep_logits = true;
+    o.keep_bits = true;
     return o;
   }
 

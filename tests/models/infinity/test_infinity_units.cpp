@@ -217,6 +217,7 @@ class InfinityBadInput : public ::testing::Test {
     const io::Checkpoint ckpt = golden_checkpoint();
     model_ = std::make_unique<InfinityModel>(*backend_, load_weights(ckpt, infer_config(ckpt), *backend_));
     options_.schedule = ScaleSchedule("short", {{1, 1}, {2, 2}});
+    options_.keep_bits = true;
   }
   std::string error_of(const TextInput& text, const GenerateOptions& o) {
     try {

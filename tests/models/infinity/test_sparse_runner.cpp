@@ -377,6 +377,7 @@ class SparseModel : public ::testing::TestWithParam<const char*> {
     o.cfg = g.meta["cfg"].get<float>();
     o.tau = g.meta["tau"].get<float>();
     o.forced_bits = g.bits;
+    o.keep_logits = true;
     return model_->generate({g.text, g.lengths}, o, runner);
   }
   std::unique_ptr<AttentionRunner> runner(AttentionMode mode, SparseAttentionOptions o) {

@@ -1,0 +1,266 @@
+// The GPU CS4A builder's two kernels (see cs4a_build.h) and their launch geometry. The selection follows
+// cs4a_rule.h word for word, so it equals cs4a_select on the same (batch-averaged) mass; the map ORs the same
+// tables Cs4aMapper uses. Device code only, no CUDA header: cs4a_build.cu launches it on the GPU, and
+// tests/attention/test_cs4a_kernels_emulated.cpp runs the very same code on the CPU.
+#pragma once
+
+#include <algorithm>
+
+#include "attention/cs4a_rule.h"
+#include "cs4a_build_args.h"
+
+namespace sparvar::attn_cuda::cs4a {
+
+using namespace sparvar::cs4a_rule;
+
+constexpr int kSelectWarps = 4;     // decision rows per CTA of the select kernel
+constexpr int kWriteThreads = 256;  // CTA of the write kernel
+constexpr unsigned kFull = 0xffffffffu;
+
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+
+__device__ __forceinline__ int warp_inclusive_scan(int v, int lane) {
+  for (int o = 1; o < 32; o <<= 1) {
+    const int t = __shfl_up_sync(kFull, v, o);
+    if (lane >= o) v += t;
+  }
+  return v;
+}
+
+__device__ __forceinline__ bool test_bit(const uint64_t* bits, int i) { return (bits[i >> 6] >> (i & 63)) & 1; }
+
+// Per-warp shared scratch of the select kernel, carved from dynamic smem (64-bit arrays first: aligned).
+struct SelectScratch {
+  uint64_t* fixed;     // [nk]: the row's masses in fixed point
+  uint64_t* forced;    // [words]
+  uint64_t* bits;      // [words]: forced | chosen
+  uint64_t* expanded;  // [max_words]: the row's expansion to one later scale
+  float* candidate;    // [nk]: mass of a candidate (non-forced, > 0), else -1
+};
+
+// One warp per decision row (head h, query block dq).
+__global__ void __launch_bounds__(kSelectWarps * 32)
+    cs4a_select_expand_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_words, int warp_bytes) {
+  extern __shared__ __align__(16) unsigned char cs4a_select_smem[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kSelectWarps + warp;
+  if (row >= a.heads * a.num_q_blocks) return;  // whole warps only: nothing below syncs the CTA
+  const int h = row / a.num_q_blocks, dq = row % a.num_q_blocks;
+  const int nk = a.num_k_blocks, W = a.words;
+  SelectScratch s;
+  s.fixed = reinterpret_cast<uint64_t*>(cs4a_select_smem + warp * warp_bytes);
+  s.forced = s.fixed + nk;
+  s.bits = s.forced + W;
+  s.expanded = s.bits + W;
+  s.candidate = reinterpret_cast<float*>(s.expanded + max_words);
+
+  for (int w = lane; w < W; w += 32) {
+    s.forced[w] = a.forced[static_cast<size_t>(dq) * W + w];
+    s.bits[w] = 0;
+  }
+  __syncwarp();
+
+  // Batch average (the runner's order: float sums over the batch, then one division), checks, fixed point.
+  const size_t plane = static_cast<size_t>(a.heads) * a.num_q_blocks * nk;
+  const float* m = a.mass + static_cast<size_t>(row) * nk;
+  uint64_t total = 0, kept = 0;
+  int forced_count = 0;
+  bool bad = false;
+  for (int c = lane; c < nk; c += 32) {
+    float acc = 0.0f;
+    for (int b = 0; b < a.batch; ++b) acc = __fadd_rn(acc, m[b * plane + c]);
+    float v = __fdiv_rn(acc, static_cast<float>(a.batch));
+    if (!is_share(v)) {  // reported through status; the row goes on without it
+      bad = true;
+      v = 0.0f;
+    }
+    const uint64_t fx = to_fixed(v);
+    const bool forced = test_bit(s.forced, c);
+    total += fx;
+    if (forced) kept += fx, ++forced_count;
+    s.fixed[c] = fx;
+    s.candidate[c] = forced || !(v > 0.0f) ? -1.0f : v;
+  }
+  total = warp_sum(total);
+  kept = warp_sum(kept);
+  forced_count = warp_sum(forced_count);
+  bad = __any_sync(kFull, bad);
+  if (lane == 0 && (bad || !row_sum_ok(total))) atomicAdd(a.bad_rows, 1u);
+  __syncwarp();
+
+  // Selection: a candidate is kept iff the forced mass plus the mass of the candidates heavier than it is
+  // below tau and they number fewer than the cap (cs4a_rule.h). Non-candidates hold -1: never heavier.
+  for (int base = 0; base < nk; base += 32) {
+    const int c = base + lane;
+    bool take = false;
+    if (c < nk) {
+      take = test_bit(s.forced, c);
+      const float v = s.candidate[c];
+      if (v > 0.0f) {
+        uint64_t heavier_mass = 0;
+        int rank = 0;
+        for (int c2 = 0; c2 < nk; ++c2) {
+          if (heavier(s.candidate[c2], c2, v, c)) {
+            ++rank;
+            heavier_mass += s.fixed[c2];
+          }
+        }
+        take = kept + heavier_mass < a.tau_fixed && forced_count + rank < a.cap;
+      }
+    }
+    const unsigned ballot = __ballot_sync(kFull, take);
+    if (lane == 0) s.bits[base >> 6] |= static_cast<uint64_t>(ballot) << (base & 63);
+  }
+  __syncwarp();
+  for (int w = lane; w < W; w += 32) a.selected[static_cast<size_t>(row) * W + w] = s.bits[w];
+
+  // Expansion to each later scale, and the length of every row of it that takes this decision row. Lane l
+  // owns the words w with w % 32 == l while ORing, so no two lanes write one word.
+  for (int si = 0; si < a.num_scales; ++si) {
+    const Cs4aScaleArgs& S = a.scales[si];
+    const int Ws = S.words;
+    for (int w = lane; w < Ws; w += 32) s.expanded[w] = 0;
+    for (int wd = 0; wd < W; ++wd) {
+      for (uint64_t word = s.bits[wd]; word; word &= word - 1) {
+        const int c = wd * 64 + __ffsll(static_cast<long long>(word)) - 1;
+        if (c < a.decision_first_block) {  // an earlier scale's block stays itself
+          if (((c >> 6) & 31) == lane) s.expanded[c >> 6] |= uint64_t{1} << (c & 63);
+        } else {
+          const uint64_t* cover = S.cover + static_cast<size_t>(c - a.decision_first_block) * Ws;
+          for (int w = lane; w < Ws; w += 32) s.expanded[w] |= cover[w];
+        }
+      }
+    }
+    __syncwarp();
+    for (int w = lane; w < Ws; w += 32) S.expanded[static_cast<size_t>(row) * Ws + w] = s.expanded[w];
+    const int end = S.rows_by_decision_offsets[dq + 1];
+    for (int i = S.rows_by_decision_offsets[dq] + lane; i < end; i += 32) {
+      const int qb = S.rows_by_decision[i];
+      const uint64_t* own = S.own ? S.own + static_cast<size_t>(qb) * Ws : nullptr;
+      int length = 0;
+      for (int w = 0; w < Ws; ++w) length += __popcll(s.expanded[w] | (own ? own[w] : 0));
+      S.lengths[static_cast<size_t>(h) * S.num_q_blocks + qb] = length;
+    }
+    __syncwarp();  // every lane is done reading `expanded` before the next scale clears it
+  }
+}
+
+// Sum over the CTA (every thread gets it). `shared`: kWriteThreads / 32 slots.
+__device__ inline long long block_sum(long long v, long long* shared) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  v = warp_sum(v);
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  long long total = 0;
+  for (int w = 0; w < kWriteThreads / 32; ++w) total += shared[w];
+  __syncthreads();
+  return total;
+}
+
+// Exclusive prefix over the CTA's threads in thread order; *total gets the sum.
+__device__ inline int block_exclusive_scan(int v, int* shared, int* total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int incl = warp_inclusive_scan(v, lane);
+  if (lane == 31) shared[warp] = incl;
+  __syncthreads();
+  int before = 0, all = 0;
+  for (int w = 0; w < kWriteThreads / 32; ++w) {
+    if (w < warp) before += shared[w];
+    all += shared[w];
+  }
+  __syncthreads();
+  *total = all;
+  return before + incl - v;
+}
+
+// One CTA per (head, later scale): its rows' offsets, then their columns (one warp per row).
+__global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a) {
+  // Dynamic smem only (cs4a_launch_shape sizes it): this head's row starts (unclamped), then the scratch of
+  // the block-wide sum and scan.
+  extern __shared__ __align__(16) long long cs4a_write_smem[];
+  const int h = blockIdx.x;
+  const Cs4aScaleArgs& S = a.scales[blockIdx.y];
+  const int nq = S.num_q_blocks, Ws = S.words;
+  long long* row_start = cs4a_write_smem;                                   // [nq]
+  long long* sum_scratch = row_start + nq;                                  // [kWriteThreads / 32]
+  int* scan_scratch = reinterpret_cast<int*>(sum_scratch + kWriteThreads / 32);  // [kWriteThreads / 32]
+  const int32_t* lengths = S.lengths + static_cast<size_t>(h) * nq;
+  // The select kernel has finished: its count of bad rows is final for this build.
+  if (h == 0 && blockIdx.y == 0 && threadIdx.x == 0) a.host_status[0] = *a.bad_rows;
+
+  long long base = 0;  // entries of the earlier heads
+  for (int i = threadIdx.x; i < h * nq; i += kWriteThreads) base += S.lengths[i];
+  base = block_sum(base, sum_scratch);
+
+  // Each thread scans a contiguous chunk of this head's rows.
+  const int per = (nq + kWriteThreads - 1) / kWriteThreads;
+  const int lo = min(nq, static_cast<int>(threadIdx.x) * per), hi = min(nq, lo + per);
+  int chunk = 0;
+  for (int i = lo; i < hi; ++i) chunk += lengths[i];
+  int head_total = 0;
+  long long pos = base + block_exclusive_scan(chunk, scan_scratch, &head_total);
+  for (int i = lo; i < hi; ++i) {
+    row_start[i] = pos;
+    // Offsets clamped to the capacity keep an overflowing pattern (reported in status) inside its buffer.
+    S.row_offsets[static_cast<size_t>(h) * nq + i] = static_cast<int32_t>(min(pos, static_cast<long long>(S.capacity)));
+    pos += lengths[i];
+  }
+  if (threadIdx.x == 0) {
+    const long long end = base + head_total;
+    if (h == a.heads - 1) S.row_offsets[static_cast<size_t>(a.heads) * nq] = static_cast<int32_t>(min(end, static_cast<long long>(S.capacity)));
+    if (end > S.capacity) a.host_status[1] = 1u;
+  }
+  __syncthreads();
+
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int qb = warp; qb < nq; qb += kWriteThreads / 32) {
+    const uint64_t* e = S.expanded + (static_cast<size_t>(h) * a.num_q_blocks + S.decision_row[qb]) * Ws;
+    const uint64_t* own = S.own ? S.own + static_cast<size_t>(qb) * Ws : nullptr;
+    long long out = row_start[qb];
+    for (int w0 = 0; w0 < Ws; w0 += 32) {
+      const int w = w0 + lane;
+      uint64_t word = w < Ws ? (e[w] | (own ? own[w] : 0)) : 0;
+      const int n = __popcll(word);
+      const int incl = warp_inclusive_scan(n, lane);
+      long long p = out + incl - n;
+      for (; word; word &= word - 1, ++p)
+        if (p < S.capacity) S.col_blocks[p] = w * 64 + __ffsll(static_cast<long long>(word)) - 1;
+      out += __shfl_sync(kFull, incl, 31);
+    }
+  }
+}
+
+// How the two kernels are launched; also what an argument set needs (the host checks it first).
+struct LaunchShape {
+  int max_words = 0;     // longest bitset row of a later scale
+  int warp_bytes = 0;    // select kernel: shared scratch per warp
+  int select_blocks = 0, select_threads = kSelectWarps * 32, select_smem = 0;
+  int write_blocks_x = 0, write_blocks_y = 0, write_threads = kWriteThreads, write_smem = 0;
+};
+
+inline bool args_ok(const Cs4aBuildArgs& a) {
+  return a.num_scales >= 1 && a.num_scales <= kCs4aMaxScales && a.heads >= 1 && a.batch >= 1 &&
+         a.num_q_blocks >= 1 && a.num_k_blocks >= 1 && a.words == (a.num_k_blocks + 63) / 64;
+}
+
+inline LaunchShape launch_shape(const Cs4aBuildArgs& a) {
+  LaunchShape l;
+  int max_q = 0;
+  for (int s = 0; s < a.num_scales; ++s) {
+    l.max_words = std::max(l.max_words, a.scales[s].words);
+    max_q = std::max(max_q, a.scales[s].num_q_blocks);
+  }
+  l.warp_bytes = (8 * (a.num_k_blocks + 2 * a.words + l.max_words) + 4 * a.num_k_blocks + 15) / 16 * 16;
+  l.select_smem = kSelectWarps * l.warp_bytes;
+  l.select_blocks = (a.heads * a.num_q_blocks + kSelectWarps - 1) / kSelectWarps;
+  l.write_blocks_x = a.heads;
+  l.write_blocks_y = a.num_scales;
+  l.write_smem = static_cast<int>((max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int));
+  return l;
+}
+
+}  // namespace sparvar::attn_cuda::cs4a
