@@ -36,7 +36,19 @@ if(SPARVAR_CUDA)
   if(NOT EXISTS "${CUDNN_FE_INCLUDE_DIR}/cudnn_frontend.h")
     message(FATAL_ERROR "cuDNN frontend headers not found: pip install --no-deps nvidia-cudnn-frontend")
   endif()
-  find_library(CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} REQUIRED)
+  # cuDNN 9 itself (conv2d and attention, src/backend/cuda/cudnn_runner.cpp): in the CUDA toolkit's folders here and
+  # on the GPU machine; else give -DCUDNN_INCLUDE_DIR=... -DCUDNN_LIBRARY=.../libcudnn.so (e.g. PyPI nvidia-cudnn-cu13's
+  # nvidia/cudnn/{include,lib}).
+  execute_process(
+    COMMAND ${Python3_EXECUTABLE} -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))"
+    OUTPUT_VARIABLE _sparvar_pip_cudnn OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${_sparvar_pip_cudnn}/include)
+  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${CUDAToolkit_LIBRARY_DIR} ${_sparvar_pip_cudnn}/lib
+               PATH_SUFFIXES lib lib64)
+  if(NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY)
+    message(FATAL_ERROR "cuDNN 9 not found (cudnn.h: ${CUDNN_INCLUDE_DIR}, libcudnn: ${CUDNN_LIBRARY}): "
+                        "give -DCUDNN_INCLUDE_DIR=... -DCUDNN_LIBRARY=...")
+  endif()
   message(STATUS "CUTLASS: ${CUTLASS_INCLUDE_DIR}")
-  message(STATUS "cuDNN frontend: ${CUDNN_FE_INCLUDE_DIR}")
+  message(STATUS "cuDNN: ${CUDNN_LIBRARY} (headers ${CUDNN_INCLUDE_DIR}); frontend: ${CUDNN_FE_INCLUDE_DIR}")
 endif()

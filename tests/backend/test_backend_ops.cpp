@@ -13,11 +13,16 @@
 // The fused ops with several outputs or integer tensors (qkv_to_attention, copy_slice, sample_bits,
 // bits_to_codes) and the timing events are in test_backend_ops_fused.cpp.
 //
+// conv2d and attention run twice: on the default paths (cuDNN for BF16 attention and every conv2d; see
+// src/backend/cuda/cudnn_runner.h) and, marked [ours], on a second backend with SPARVAR_CONV=im2col and
+// SPARVAR_ATTENTION=ours (im2col + cuBLASLt, our attention kernels).
+//
 //   test_backend_ops [--small] [--filter SUBSTRING]
 // --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -297,13 +302,70 @@ std::vector<Case> make_cases(const Options& o) {
     cases.push_back(c);
   }
 
+  // ---- attention over a KV cache or padded text: keys past a row's kv length are NaN (they must never be read).
+  // BF16 runs cuDNN's SDPA: equal lengths read the cache in place (K/V described with the capacity's strides),
+  // unequal lengths go through the padding mask. F32 runs our kernels.
+  struct PoisonedAtt { int64_t b, h, nq, capacity, d; std::vector<int32_t> kv; const char* what; };
+  const int64_t cache_q = o.small ? 128 : 1024, cache_cap = o.small ? 1200 : 10521, cache_len = o.small ? 900 : 6425;
+  std::vector<PoisonedAtt> poisoned_atts = {
+      {2, 16, cache_q, cache_cap, 128, {int32_t(cache_len), int32_t(cache_len)}, "kv-cache"},
+      {1, 4, 100, 300, 64, {257}, "kv-cache"},
+      {2, 16, 1, 512, 128, {300, 300}, "kv-cache Nq=1"},
+      {2, 16, tokens, 512, 128, {512, 137}, "cross"},
+      {2, 8, 300, 77, 64, {60, 77}, "cross"},
+      {2, 16, 256, 77, 128, {40, 40}, "cross equal"},
+      {2, 16, 1, 77, 128, {77, 23}, "cross Nq=1"},
+      {3, 2, 45, 96, 128, {1, 96, 50}, "cross"},
+  };
+  for (const PoisonedAtt& a : poisoned_atts) {
+    AttentionParams params;
+    params.softmax_scale = 1.0f / std::sqrt(float(a.d));
+    params.kv_lengths = a.kv;
+    std::string lens;
+    for (int32_t l : a.kv) lens += (lens.empty() ? "" : ",") + std::to_string(l);
+    const std::string desc =
+        fmt::format("B={} H={} Nq={} Nk={} D={} {} kv=[{}] NaN tail", a.b, a.h, a.nq, a.capacity, a.d, a.what, lens);
+    Case c{"attention", desc,
+           {{{a.b, a.h, a.nq, a.d}}, {{a.b, a.h, a.capacity, a.d}}, {{a.b, a.h, a.capacity, a.d}}},
+           {a.b, a.h, a.nq, a.d},
+           [params](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             // Keys [len_b, capacity) of batch item b of K and V become NaN.
+             for (Tensor* kv : {&in[1], &in[2]}) {
+               for (size_t b = 0; b < params.kv_lengths.size(); ++b) {
+                 const int64_t len = params.kv_lengths[b], cap = kv->dim(2);
+                 if (len >= cap) continue;
+                 Tensor item = kv->slice0(static_cast<int64_t>(b), static_cast<int64_t>(b) + 1);
+                 be.copy_slice(poisoned(be, {1, kv->dim(1), cap - len, kv->dim(3)}, kv->dtype()), item, 2, len);
+               }
+             }
+             be.attention(in[0], in[1], in[2], params, y);
+           }};
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
+
   // ---- conv2d
   struct Conv { Shape x; int64_t cout, k; int stride, pad; bool bias; };
+  // The BSQ-VAE decoder's shapes (BF16 on cuDNN; F32 on cuDNN without TF32): 3x3 at 128-512 channels, 1x1
+  // shortcuts, conv_in from the latent channels, conv_out to RGB.
+  const int64_t vae_side = o.small ? 64 : 128;
   for (const Conv& cv : std::vector<Conv>{{{1, 3, 32, 32}, 16, 3, 1, 1, true},
                                           {{2, 64, 33, 31}, 32, 3, 2, 1, true},
                                           {{2, 128, 16, 16}, 64, 1, 1, 0, false},
                                           {{1, 32, 17, 17}, 8, 4, 2, 0, true},
-                                          {{1, 256, 64, 64}, 128, 3, 1, 1, true}}) {
+                                          {{1, 256, 64, 64}, 128, 3, 1, 1, true},
+                                          {{1, 128, vae_side, vae_side}, 128, 3, 1, 1, true},
+                                          {{1, 128, 64, 64}, 128, 3, 1, 1, false},
+                                          {{1, 512, 16, 16}, 512, 3, 1, 1, true},
+                                          {{2, 256, 32, 32}, 256, 3, 1, 1, true},
+                                          {{1, 512, 16, 16}, 512, 1, 1, 0, true},
+                                          {{1, 256, 32, 32}, 128, 1, 1, 0, true},
+                                          {{1, 512, 32, 32}, 256, 1, 1, 0, false},
+                                          {{1, 32, 16, 16}, 512, 3, 1, 1, true},
+                                          {{1, 3, 64, 64}, 128, 3, 1, 1, true},
+                                          {{1, 128, vae_side, vae_side}, 3, 3, 1, 1, true},
+                                          {{1, 128, 64, 64}, 3, 3, 1, 1, false},
+                                          {{1, 5, 9, 7}, 3, 3, 1, 1, true}}) {
     const int64_t ho = (cv.x[2] + 2 * cv.pad - cv.k) / cv.stride + 1, wo = (cv.x[3] + 2 * cv.pad - cv.k) / cv.stride + 1;
     const Shape w = {cv.cout, cv.x[1], cv.k, cv.k};
     Case c{"conv2d", shape_list({cv.x, w}) + fmt::format(" s={} p={}{}", cv.stride, cv.pad, cv.bias ? " bias" : ""),
@@ -449,6 +511,17 @@ int main(int argc, char** argv) {
     for (const Case& c : make_cases(options)) {
       if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
       run_case(*cpu, *gpu, c, tally);
+    }
+    // conv2d and attention once more on our own kernels (im2col + cuBLASLt, attention_dense.cu), which cuDNN
+    // replaces by default: a second backend, whose cuDNN runner (made at its first call) reads these settings.
+    setenv("SPARVAR_CONV", "im2col", 1);
+    setenv("SPARVAR_ATTENTION", "ours", 1);
+    auto gpu_ours = make_cuda_backend(0);
+    for (Case c : make_cases(options)) {
+      if (c.op != "conv2d" && c.op != "attention") continue;
+      c.desc += " [ours]";
+      if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
+      run_case(*cpu, *gpu_ours, c, tally);
     }
     run_fused_cases(*cpu, *gpu, options, tally);
     if (options.filter.empty() || std::string("bad-input").find(options.filter) != std::string::npos)

@@ -1,8 +1,10 @@
-// Entry point of dense attention: validation of shapes, mask and kv_lengths (the CPU backend's rules), then the
-// kernels of attention_dense.cu.
+// Entry point of dense attention: validation of shapes, mask and kv_lengths (the CPU backend's rules), then cuDNN's
+// SDPA (cudnn_runner.h) for BF16 without a ScaleMask, or the kernels of attention_dense.cu for the rest (F32, the
+// ScaleMask, head dims cuDNN refuses) and with SPARVAR_ATTENTION=ours.
 #include "backend/cuda/attention_kernel.h"
 #include "backend/cuda/checks.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cudnn_runner.h"
 
 namespace sparvar::cuda {
 
@@ -75,8 +77,20 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
                 D, kMaxHeadDim);
   const AttentionVisibility vis = make_visibility(params, B, Nq, Nk);
   if (out.numel() == 0) return;
-  SPARVAR_CHECK(B * H <= 65535, "{}: B * H = {} exceeds the grid limit 65535", op, B * H);
   make_current();
+
+  if (q.dtype() == DType::BF16 && params.mask.empty()) {
+    CudnnAttentionProblem problem;
+    problem.b = B;
+    problem.heads = H;
+    problem.nq = Nq;
+    problem.nk = Nk;
+    problem.d = D;
+    problem.scale = params.softmax_scale;
+    problem.kv_lengths = params.kv_lengths;
+    if (cudnn_runner(cudnn_, device_, stream_).attention(problem, q.data(), k.data(), v.data(), out.data())) return;
+  }
+  SPARVAR_CHECK(B * H <= 65535, "{}: B * H = {} exceeds the grid limit 65535", op, B * H);
 
   const AttentionArgs args{q.data(), k.data(), v.data(), out.data(), H, Nq, Nk, static_cast<int>(D),
                            params.softmax_scale * kLog2e};

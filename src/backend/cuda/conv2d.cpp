@@ -1,8 +1,10 @@
-// Entry point of conv2d: validation, then im2col (conv2d.cu) and cuBLASLt GEMMs; see conv2d.cu for the scheme.
+// Entry point of conv2d: validation, then cuDNN (cudnn_runner.h: NCHW graphs cached per shape) or, for what cuDNN
+// refuses and with SPARVAR_CONV=im2col, im2col (conv2d.cu) and cuBLASLt GEMMs; see conv2d.cu for that scheme.
 #include <algorithm>
 
 #include "backend/cuda/checks.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cudnn_runner.h"
 #include "backend/cuda/kernels.h"
 
 namespace sparvar::cuda {
@@ -34,6 +36,25 @@ void CudaBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, i
   if (y.numel() == 0) return;
   SPARVAR_CHECK(K > 0, "{}: Cin = 0 (x {}) leaves the output undefined", op, shape_string(x.shape()));
   make_current();
+
+  CudnnConvProblem problem;
+  problem.dtype = x.dtype();
+  problem.n = N;
+  problem.cin = Cin;
+  problem.h = H;
+  problem.w = W;
+  problem.cout = Cout;
+  problem.kh = kh;
+  problem.kw = kw;
+  problem.ho = Ho;
+  problem.wo = Wo;
+  problem.stride = stride;
+  problem.pad = pad;
+  problem.bias = bias != nullptr;
+  if (cudnn_runner(cudnn_, device_, stream_).conv2d(problem, x.data(), w.data(), bias ? bias->data() : nullptr,
+                                                    y.data())) {
+    return;
+  }
 
   const size_t esize = dtype_size(x.dtype());
   const auto* xb = static_cast<const char*>(x.data());
