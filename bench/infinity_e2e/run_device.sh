@@ -30,7 +30,7 @@ for m in $models; do
     echo "== random-weight checkpoint infinity_$m written in $(( $(date +%s) - t0 )) s: $(du -sh "$ck" | cut -f1)"
   fi
   echo "== ours, infinity_$m"
-  /tmp/b/src/cli/sparvar bench --model "$ck" --attn "${ATTN:-dense,csla,cs4a}" --repeat "${REPEAT:-3}" --warmup 1 \
+  SPARVAR_CUDNN_LOG=${SPARVAR_CUDNN_LOG:-0} /tmp/b/src/cli/sparvar bench --model "$ck" --attn "${ATTN:-dense,csla,cs4a}" --repeat "${REPEAT:-3}" --warmup 1 \
     --json "$OUT/ours_$m.json"
   for sdpa in ${SDPA:-cudnn flash}; do
     echo "== official, infinity_$m, SDPA $sdpa"

@@ -10,6 +10,17 @@
 
 namespace sparvar::test {
 
+// A per-head pattern with no rows yet (row_offsets = {0}): push each row's columns, then its end offset.
+inline BlockPattern empty_per_head_pattern(int heads, int num_q_blocks, int num_k_blocks) {
+  BlockPattern p;
+  p.num_q_blocks = num_q_blocks;
+  p.num_k_blocks = num_k_blocks;
+  p.heads = heads;
+  p.shared_across_heads = false;
+  p.row_offsets.push_back(0);
+  return p;
+}
+
 inline std::vector<float> random_floats(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> dist(0.0f, scale);
   std::vector<float> v(n);

@@ -13,6 +13,7 @@
 #include "attention/cs4a_plan.h"
 #include "attention/cs4a_rule.h"
 #include "attention/pattern_cs4a.h"
+#include "attention_test_util.h"
 
 namespace sparvar::test {
 
@@ -113,12 +114,7 @@ inline Cs4aPatterns cs4a_reference(const std::vector<Cs4aMapper>& mappers, std::
 }
 
 inline BlockPattern pattern_from_bits(const std::vector<uint64_t>& bits, int heads, int nq, int nk, int words) {
-  BlockPattern p;
-  p.num_q_blocks = nq;
-  p.num_k_blocks = nk;
-  p.heads = heads;
-  p.shared_across_heads = false;
-  p.row_offsets.push_back(0);
+  BlockPattern p = empty_per_head_pattern(heads, nq, nk);
   for (size_t r = 0; r < static_cast<size_t>(heads) * nq; ++r) {
     for (int c = 0; c < nk; ++c)
       if ((bits[r * static_cast<size_t>(words) + static_cast<size_t>(c >> 6)] >> (c & 63)) & 1) p.col_blocks.push_back(c);

@@ -125,12 +125,7 @@ void check(const ScaleLayouts& l, const BlockPattern& pattern, int64_t D, std::m
 }
 
 BlockPattern random_pattern(int nq, int nk, int heads, std::mt19937& rng) {
-  BlockPattern p;
-  p.num_q_blocks = nq;
-  p.num_k_blocks = nk;
-  p.heads = heads;
-  p.shared_across_heads = false;
-  p.row_offsets.push_back(0);
+  BlockPattern p = test::empty_per_head_pattern(heads, nq, nk);
   for (int r = 0; r < heads * nq; ++r) {
     const int before = static_cast<int>(p.col_blocks.size());
     for (int c = 0; c < nk; ++c)

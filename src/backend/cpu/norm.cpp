@@ -14,6 +14,21 @@ constexpr int64_t kGrain = 1 << 14;
 
 int64_t rows_grain(int64_t row_len) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(row_len, 1)); }
 
+// Mean and 1 / sqrt(biased variance + eps) of n > 0 values: the statistics of layer_norm, group_norm and
+// layer_norm_modulate (which must match layer_norm bit for bit), so written once.
+struct MeanInv {
+  double mean, inv;
+};
+MeanInv mean_inv_std(const float* in, int64_t n, float eps) {
+  double mean = 0.0;
+  for (int64_t i = 0; i < n; ++i) mean += in[i];
+  mean /= static_cast<double>(n);
+  double var = 0.0;
+  for (int64_t i = 0; i < n; ++i) var += (in[i] - mean) * (in[i] - mean);
+  var /= static_cast<double>(n);  // biased, like torch
+  return {mean, 1.0 / std::sqrt(var + eps)};
+}
+
 // Checks shared by the last-dimension norms; returns C.
 int64_t check_row_norm(const Tensor& x, const Tensor* w, const Tensor* b, const Tensor& y, std::string_view op) {
   check_f32(x, op, "input");
@@ -48,13 +63,7 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, f
     for (int64_t r = lo; r < hi; ++r) {
       const float* in = px + r * C;
       float* out = py + r * C;
-      double mean = 0.0;
-      for (int64_t c = 0; c < C; ++c) mean += in[c];
-      mean /= static_cast<double>(C);
-      double var = 0.0;
-      for (int64_t c = 0; c < C; ++c) var += (in[c] - mean) * (in[c] - mean);
-      var /= static_cast<double>(C);  // biased, like torch
-      const double inv = 1.0 / std::sqrt(var + eps);
+      const auto [mean, inv] = mean_inv_std(in, C, eps);
       for (int64_t c = 0; c < C; ++c) {
         double v = (in[c] - mean) * inv;
         if (pw) v *= pw[c];
@@ -89,13 +98,7 @@ void CpuBackend::layer_norm_modulate(const Tensor& x, const Tensor& scale, const
       const float* s = ps + (r / N) * C;
       const float* t = pt + (r / N) * C;
       float* out = py + r * C;
-      double mean = 0.0;
-      for (int64_t c = 0; c < C; ++c) mean += in[c];
-      mean /= static_cast<double>(C);
-      double var = 0.0;
-      for (int64_t c = 0; c < C; ++c) var += (in[c] - mean) * (in[c] - mean);
-      var /= static_cast<double>(C);
-      const double inv = 1.0 / std::sqrt(var + eps);
+      const auto [mean, inv] = mean_inv_std(in, C, eps);
       for (int64_t c = 0; c < C; ++c) {
         const float normed = static_cast<float>((in[c] - mean) * inv);
         out[c] = normed * (1.0f + s[c]) + t[c];
@@ -184,13 +187,7 @@ void CpuBackend::group_norm(const Tensor& x, int groups, const Tensor* w, const 
     for (int64_t ng = lo; ng < hi; ++ng) {
       const float* in = px + ng * group_len;
       float* out = py + ng * group_len;
-      double mean = 0.0;
-      for (int64_t i = 0; i < group_len; ++i) mean += in[i];
-      mean /= static_cast<double>(group_len);
-      double var = 0.0;
-      for (int64_t i = 0; i < group_len; ++i) var += (in[i] - mean) * (in[i] - mean);
-      var /= static_cast<double>(group_len);
-      const double inv = 1.0 / std::sqrt(var + eps);
+      const auto [mean, inv] = mean_inv_std(in, group_len, eps);
       const int64_t c0 = (ng % groups) * per_group;
       for (int64_t j = 0; j < per_group; ++j) {
         const double scale = pw ? pw[c0 + j] : 1.0;

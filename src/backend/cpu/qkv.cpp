@@ -8,44 +8,25 @@
 
 #include "backend/cpu/checks.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/qkv_checks.h"
 
 namespace sparvar::cpu {
 
 namespace {
-struct QkvDims {
-  int64_t B, N, H, D, capacity;
-};
-
 QkvDims check_qkv(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin, int64_t offset,
                   const Tensor& q, const Tensor& k_cache, const Tensor& v_cache) {
   constexpr std::string_view op = "qkv_to_attention";
   check_f32(qkv, op, "qkv");
   check_f32(k_cache, op, "k_cache");
-  SPARVAR_CHECK(k_cache.ndim() == 4, "qkv_to_attention: k_cache must be [B, H, capacity, D], got {}",
-                shape_string(k_cache.shape()));
-  const int64_t B = k_cache.dim(0), H = k_cache.dim(1), capacity = k_cache.dim(2), D = k_cache.dim(3);
-  SPARVAR_CHECK(qkv.ndim() == 3 && qkv.dim(0) == B && qkv.dim(2) == 3 * H * D,
-                "qkv_to_attention: qkv {} must be [{}, N, {}] for the cache {} (3 x {} heads x {})",
-                shape_string(qkv.shape()), B, 3 * H * D, shape_string(k_cache.shape()), H, D);
-  const int64_t N = qkv.dim(1);
-  SPARVAR_CHECK(D % 2 == 0, "qkv_to_attention: head dim {} must be even (RoPE pairs)", D);
+  const QkvDims dims = check_qkv_dims(qkv, k_cache, op);
+  const int64_t B = dims.B, N = dims.N, H = dims.H, D = dims.D;
   check_f32_shape(v_cache, k_cache.shape(), op, "v_cache");
   check_f32_shape(q, {B, H, N, D}, op, "q");
   check_f32_shape(cos, {N, D / 2}, op, "cos");
   check_f32_shape(sin, {N, D / 2}, op, "sin");
   if (q_scale) check_f32_shape(*q_scale, {H}, op, "q_scale");
-  SPARVAR_CHECK(offset >= 0 && offset + N <= capacity,
-                "qkv_to_attention: tokens [{}, {}) do not fit the cache's {} tokens", offset, offset + N, capacity);
-  for (const Tensor* out : {&q, &k_cache, &v_cache}) {
-    check_disjoint(qkv, *out, op, "qkv");
-    check_disjoint(cos, *out, op, "cos");
-    check_disjoint(sin, *out, op, "sin");
-    if (q_scale) check_disjoint(*q_scale, *out, op, "q_scale");
-  }
-  check_disjoint(q, k_cache, op, "q");
-  check_disjoint(q, v_cache, op, "q");
-  check_disjoint(k_cache, v_cache, op, "k_cache");
-  return {B, N, H, D, capacity};
+  check_qkv_targets(qkv, q_scale, cos, sin, offset, dims, q, k_cache, v_cache, op);
+  return dims;
 }
 }  // namespace
 

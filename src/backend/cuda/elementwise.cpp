@@ -48,16 +48,8 @@ void CudaBackend::mul(const Tensor& a, const Tensor& b, Tensor& y) {
 }
 
 void CudaBackend::adaln_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) {
-  constexpr const char* op = "adaln_modulate";
-  check_compute(x, op, "x");
-  SPARVAR_CHECK(x.ndim() == 3, "{}: x must be [B, N, C], got {}", op, shape_string(x.shape()));
-  const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2);
-  check_shaped_like(scale, x, {B, C}, op, "scale");
-  check_shaped_like(shift, x, {B, C}, op, "shift");
-  check_output(y, x, x.shape(), op);
-  check_same_or_disjoint(x, y, op, "x");
-  check_disjoint(scale, y, op, "scale");
-  check_disjoint(shift, y, op, "shift");
+  check_modulate(x, scale, shift, y, "adaln_modulate");
+  const int64_t N = x.dim(1), C = x.dim(2);
   make_current();
   launch_adaln(x.dtype(), x.data(), scale.data(), shift.data(), y.data(), x.numel(), N, C, stream_);
 }

@@ -28,15 +28,8 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor* w, const Tensor* b, 
 
 void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) {
   constexpr const char* op = "layer_norm_modulate";
-  check_compute(x, op, "x");
-  SPARVAR_CHECK(x.ndim() == 3, "{}: x must be [B, N, C], got {}", op, shape_string(x.shape()));
+  check_modulate(x, scale, shift, y, op);
   const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2);
-  check_shaped_like(scale, x, {B, C}, op, "scale");
-  check_shaped_like(shift, x, {B, C}, op, "shift");
-  check_output(y, x, x.shape(), op);
-  check_same_or_disjoint(x, y, op, "x");
-  check_disjoint(scale, y, op, "scale");
-  check_disjoint(shift, y, op, "shift");
   check_rows(B * N, op);
   if (N == 0) return;  // rows / tokens below needs tokens > 0
   make_current();

@@ -7,16 +7,6 @@
 
 namespace sparvar::cuda {
 
-namespace {
-void check_table(const Tensor& t, const Shape& shape, const char* op, const char* arg) {
-  SPARVAR_CHECK(t.defined(), "{}: {} is missing (undefined tensor)", op, arg);
-  SPARVAR_CHECK(t.device() == Device::CUDA, "{}: {} {} is not on the cuda backend", op, arg, t.describe());
-  SPARVAR_CHECK(t.dtype() == DType::F32, "{}: {} {} must be f32 (tables are built in f32)", op, arg, t.describe());
-  SPARVAR_CHECK(t.shape() == shape, "{}: {} has shape {}, expected {}", op, arg, shape_string(t.shape()),
-                shape_string(shape));
-}
-}  // namespace
-
 void CudaBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, Tensor& y) {
   constexpr const char* op = "rope";
   check_compute(x, op, "x");

@@ -4,6 +4,7 @@
 #include "block_sparse_attention.h"
 
 #include "core/error.h"
+#include "cuda_test_util.h"
 
 #include <cuda_runtime.h>
 
@@ -18,16 +19,7 @@
 
 namespace {
 
-int failures = 0;
-
-#define CUDA_OK(call)                                                                          \
-  do {                                                                                         \
-    cudaError_t e_ = (call);                                                                   \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #call); \
-      std::exit(2);                                                                            \
-    }                                                                                          \
-  } while (0)
+using sparvar::test::expect;
 
 uint16_t to_bf16(float f) {  // round to nearest even
   uint32_t u;
@@ -149,13 +141,6 @@ Reference reference(const Case& c, const std::vector<uint16_t>& q, const std::ve
       }
     }
   return ref;
-}
-
-void expect(bool ok, const std::string& what) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
 }
 
 void run_case(Case c, int kernel, std::mt19937& rng) {
@@ -304,11 +289,7 @@ void error_cases() {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("skipped: no CUDA device\n");
-    return 77;  // ctest SKIP_RETURN_CODE
-  }
+  if (sparvar::test::no_cuda_device()) return sparvar::test::kSkipped;
   cudaDeviceProp prop{};
   CUDA_OK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
@@ -353,10 +334,5 @@ int main() {
   for (const Case& c : cases)
     for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED}) run_case(c, kernel, rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
-  if (failures) {
-    std::printf("test_block_sparse_cuda: %d FAILURES\n", failures);
-    return 1;
-  }
-  std::printf("test_block_sparse_cuda: all passed\n");
-  return 0;
+  return sparvar::test::finish("test_block_sparse_cuda");
 }

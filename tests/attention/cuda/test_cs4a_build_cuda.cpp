@@ -15,28 +15,12 @@
 
 #include "core/error.h"
 #include "cs4a_test_util.h"
+#include "cuda_test_util.h"
 
 namespace {
 
 using namespace sparvar;
-
-int failures = 0;
-
-#define CUDA_OK(call)                                                                                       \
-  do {                                                                                                      \
-    cudaError_t e_ = (call);                                                                                \
-    if (e_ != cudaSuccess) {                                                                                \
-      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorString(e_), __FILE__, __LINE__, #call); \
-      std::exit(2);                                                                                         \
-    }                                                                                                       \
-  } while (0)
-
-void expect(bool ok, const std::string& what) {
-  if (!ok) {
-    ++failures;
-    std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-  }
-}
+using test::expect;
 
 template <class T>
 struct DeviceVec {
@@ -214,21 +198,12 @@ void bad_mass_is_reported(cudaStream_t stream) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("skipped: no CUDA device\n");
-    return 77;  // ctest SKIP_RETURN_CODE
-  }
+  if (test::no_cuda_device()) return test::kSkipped;
   const bool quick = std::getenv("SPARVAR_TEST_QUICK") != nullptr;  // small run for the sanitizers
   cudaStream_t stream;
   CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   random_cases(stream, quick);
   bad_mass_is_reported(stream);
   CUDA_OK(cudaStreamDestroy(stream));
-  if (failures) {
-    std::printf("test_cs4a_build_cuda: %d FAILURES\n", failures);
-    return 1;
-  }
-  std::printf("test_cs4a_build_cuda: all passed\n");
-  return 0;
+  return test::finish("test_cs4a_build_cuda");
 }
