@@ -1,6 +1,8 @@
 // Entry point of dense attention: validation of shapes, mask and kv_lengths (the CPU backend's rules), then cuDNN's
 // SDPA (cudnn_runner.h) for BF16 without a ScaleMask, or the kernels of attention_dense.cu for the rest (F32, the
 // ScaleMask, head dims cuDNN refuses) and with SPARVAR_ATTENTION=ours.
+#include <algorithm>
+
 #include "backend/cuda/attention_kernel.h"
 #include "backend/cuda/checks.h"
 #include "backend/cuda/cuda_backend.h"
@@ -79,7 +81,18 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   if (out.numel() == 0) return;
   make_current();
 
+  // cuDNN pays ~60 ms to build each new shape's plan and some host time per call: measured on the H100 it
+  // made Infinity's small scales slower (1x1..24x24 tokens: +1.5 ms per scale for 2B) and the first image
+  // seconds slower. By default (SPARVAR_ATTENTION=auto) it runs where its kernels win: at least 2^20 query x
+  // key pairs per (batch, head); SPARVAR_ATTENTION=cudnn sends it everything it takes.
+  int64_t keys = Nk;
+  if (!params.kv_lengths.empty())
+    keys = *std::max_element(params.kv_lengths.begin(), params.kv_lengths.end());
+  const bool large = Nq * keys >= (int64_t{1} << 20);
   if (q.dtype() == DType::BF16 && params.mask.empty()) {
+    CudnnRunner& cudnn = cudnn_runner(cudnn_, device_, stream_);
+    const bool wanted = cudnn.attention_mode() == CudnnRunner::AttentionMode::Cudnn ||
+                        (cudnn.attention_mode() == CudnnRunner::AttentionMode::Auto && large);
     CudnnAttentionProblem problem;
     problem.b = B;
     problem.heads = H;
@@ -88,7 +101,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
     problem.d = D;
     problem.scale = params.softmax_scale;
     problem.kv_lengths = params.kv_lengths;
-    if (cudnn_runner(cudnn_, device_, stream_).attention(problem, q.data(), k.data(), v.data(), out.data())) return;
+    if (wanted && cudnn.attention(problem, q.data(), k.data(), v.data(), out.data())) return;
   }
   SPARVAR_CHECK(B * H <= 65535, "{}: B * H = {} exceeds the grid limit 65535", op, B * H);
 

@@ -243,9 +243,10 @@ CudnnRunner::CudnnRunner(int device, cudaStream_t stream) : device_(device), str
   }
   if (const char* v = env_value("SPARVAR_ATTENTION")) {
     const std::string_view s(v);
-    if (s == "cudnn") attention_mode_ = AttentionMode::Cudnn;
+    if (s == "auto") attention_mode_ = AttentionMode::Auto;
+    else if (s == "cudnn") attention_mode_ = AttentionMode::Cudnn;
     else if (s == "ours") attention_mode_ = AttentionMode::Ours;
-    else fail("SPARVAR_ATTENTION={}: expected cudnn or ours", s);
+    else fail("SPARVAR_ATTENTION={}: expected auto, cudnn or ours", s);
   }
   if (const char* v = env_value("SPARVAR_CUDNN_AUTOTUNE")) autotune_ = std::string_view(v) != "0";
   if (const char* v = env_value("SPARVAR_SDPA_SANITIZE")) sanitize_ = std::string_view(v) != "0";

@@ -58,7 +58,8 @@ struct CudnnAttentionProblem {
 class CudnnRunner {
  public:
   enum class ConvMode { Cudnn, CudnnFused, Im2col };
-  enum class AttentionMode { Cudnn, Ours };
+  // Auto (default): cuDNN for large problems only (attention_dense.cpp says why); Cudnn: whenever it can.
+  enum class AttentionMode { Auto, Cudnn, Ours };
 
   CudnnRunner(int device, cudaStream_t stream);
   ~CudnnRunner();
@@ -103,7 +104,7 @@ class CudnnRunner {
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cudnnHandle_t
   ConvMode conv_mode_ = ConvMode::Cudnn;
-  AttentionMode attention_mode_ = AttentionMode::Cudnn;
+  AttentionMode attention_mode_ = AttentionMode::Auto;
   bool autotune_ = false;
   bool sanitize_ = true;
   bool sdpa_kernel_cache_ = false;
