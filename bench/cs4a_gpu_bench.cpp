@@ -48,6 +48,8 @@ struct Dev {
   explicit Dev(size_t n) { CUDA_OK(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
   explicit Dev(const std::vector<T>& h) : Dev(h.size()) {
     CUDA_OK(cudaMemcpy(ptr, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+    // cudaMemcpy goes on the legacy stream, which the builds' non-blocking stream does not wait for.
+    CUDA_OK(cudaDeviceSynchronize());
   }
   Dev(const Dev&) = delete;
   ~Dev() { cudaFree(ptr); }
@@ -122,6 +124,7 @@ struct AttentionCall {
     fill(q.ptr, size_t(kBatch) * heads * l.q.num_slots() * kHeadDim);
     fill(k.ptr, size_t(kBatch) * heads * l.k.num_slots() * kHeadDim);
     fill(v.ptr, size_t(kBatch) * heads * l.k.num_slots() * kHeadDim);
+    CUDA_OK(cudaDeviceSynchronize());  // legacy-stream copies, before work on the non-blocking stream
     args.q = q.ptr;
     args.k = k.ptr;
     args.v = v.ptr;

@@ -17,8 +17,10 @@
 //  - integer tensors: sample_bits and bits_to_codes take U8 bits (both backends store U8 tensors for them).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -45,6 +47,9 @@ struct BitSampling {
   float top_p = 0.0f;    // <= 0: off
   uint64_t seed = 0;     // Philox stream (seed, stream) when no uniforms are given: element i of the bits
   uint64_t stream = 0;   // [B, N, D] (row-major) takes uniform_float(seed, stream, i) (core/philox.h)
+  // When set, the seed is read from this U8 [8] tensor on the backend (little-endian) when the op runs and
+  // `seed` is ignored: recorded work (Backend::record) then samples each replay with the seed written before it.
+  const Tensor* seed_tensor = nullptr;
 };
 
 // A point in a backend's queue of work, for timing without synchronising: CUDA records an event on the stream;
@@ -55,6 +60,20 @@ class TimingEvent {
   // Milliseconds from `earlier` (an event of the same backend) to this one. Both must have completed: call
   // after the backend's synchronize().
   virtual double ms_since(const TimingEvent& earlier) const = 0;
+};
+
+// Work recorded once by Backend::record and performed by each replay(). On CUDA a captured and instantiated
+// graph (one launch instead of one per op); elsewhere the recorded body itself, run again at every replay.
+class RecordedWork {
+ public:
+  virtual ~RecordedWork() = default;
+  // Performs the work, queued like the ops it recorded.
+  virtual void replay() = 0;
+  // False once a replay could touch memory the recording no longer owns (CUDA: a scratch buffer of the backend
+  // or of a kernel library was reallocated since the capture); record again then. replay() refuses.
+  virtual bool valid() const { return true; }
+  // True for a device graph; false when replay() runs the body again (the fallback).
+  virtual bool is_graph() const { return false; }
 };
 
 struct AttentionParams {
@@ -88,8 +107,22 @@ class Backend {
   // dst is written, the rest keeps its contents (unlike other outputs). One strided copy, e.g. a scale's keys
   // into a KV cache [B, H, capacity, D] at a token offset.
   virtual void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) = 0;
+  // dst = host (a host tensor of dst's element count, any numeric dtype), converted to dst's dtype. Writes into
+  // an existing tensor (no allocation); host may be reused on return. Not inside record().
+  virtual void write(const Tensor& host, Tensor& dst) = 0;
   // See TimingEvent.
   virtual std::unique_ptr<TimingEvent> record_event() = 0;
+
+  // ---- recorded work ------------------------------------------------------------------------------
+  // Records the ops `body` queues, without performing them: each replay() of the result performs them (see
+  // RecordedWork). CUDA: stream capture of the backend's stream (relaxed mode), so the body must only queue
+  // device work on this backend's stream: no allocation that is not already reserved, no download, write,
+  // upload or synchronize, no host memory read at replay; every argument (pointers, sizes, scalars) is frozen
+  // into the recording, so values that change between replays must live in device memory (e.g.
+  // BitSampling::seed_tensor). Host-side effects of the body happen once, here. A body that throws leaves
+  // nothing recorded and the error propagates. This default (the CPU backend) keeps the body and runs it at
+  // every replay.
+  virtual std::unique_ptr<RecordedWork> record(const std::function<void()>& body);
 
   // ---- dense algebra ------------------------------------------------------------------------------
   // y[..., N] = act(x[..., K] @ w[N, K]^T + bias[N]). x's leading dims are flattened to M rows. bias may be
@@ -171,6 +204,20 @@ class Backend {
   // clamped), Area (adaptive average pooling).
   virtual void resample(const Tensor& x, ResampleMode mode, Tensor& y) = 0;
 };
+
+// Backend::record's fallback: the body, run again at every replay.
+class RerunBody final : public RecordedWork {
+ public:
+  explicit RerunBody(std::function<void()> body) : body_(std::move(body)) {}
+  void replay() override { body_(); }
+
+ private:
+  std::function<void()> body_;
+};
+
+inline std::unique_ptr<RecordedWork> Backend::record(const std::function<void()>& body) {
+  return std::make_unique<RerunBody>(body);
+}
 
 // threads: 0 = hardware concurrency. poison_allocations (a debugging aid for tests): every buffer empty()
 // returns is filled with NaN (all bytes 0xFF), so any read of an element before it is written propagates a

@@ -33,7 +33,8 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 struct BenchFlags {
   std::string model, vae, size = "1M", schedule, attn = "dense,csla,cs4a", device = "cuda", json, text_features, images;
   double aspect = 1.0;
-  int repeat = 3, warmup = 1, text_tokens = 0, batch = 1, skip_last = 0, threads = 0;
+  int repeat = 3, warmup = 2, text_tokens = 0, batch = 1, skip_last = 0, threads = 0;
+  bool no_graphs = false;
   uint64_t seed = 0;
   float cfg = 3.0f, tau = 1.0f, top_p = 0.97f;
   int top_k = 900;
@@ -82,6 +83,13 @@ std::vector<std::string> split_modes(const std::string& text) {
   return out;
 }
 
+// Which scales of a run came from CUDA graphs ("" when none did).
+std::string graph_note(const infinity::GenerateResult& g) {
+  if (g.recorded_scales > 0) return fmt::format("; {} scales recorded", g.recorded_scales);
+  if (g.replayed_scales > 0) return fmt::format("; {} scales replayed", g.replayed_scales);
+  return "";
+}
+
 std::string mib(size_t bytes) { return fmt::format("{:.0f}", static_cast<double>(bytes) / (1 << 20)); }
 
 void print_tables(const std::vector<ModeResult>& results, const ScaleSchedule& schedule) {
@@ -115,6 +123,7 @@ nlohmann::json to_json(const std::vector<ModeResult>& results, const BenchFlags&
   j["cfg"] = f.cfg;
   j["text_tokens"] = text_tokens;
   j["repeat"] = f.repeat;
+  j["graphs"] = !f.no_graphs;
   for (const ModeResult& r : results) {
     nlohmann::json m;
     const Run& b = r.best();
@@ -170,9 +179,13 @@ int run_bench(const BenchFlags& f) {
     if (text.features.ndim() == 2) text.features = text.features.view({1, text.features.dim(0), text.features.dim(1)});
   }
   std::printf("%s\n", fmt::format("schedule {} ({} tokens), batch {} (x2 with CFG {}), text {} tokens, top-k {}, "
-                                  "top-p {}, {} warm-up + best of {} per mode",
+                                  "top-p {}, {} warm-up + best of {} per mode, {}",
                                   schedule.describe(), schedule.total_tokens(), text.features.dim(0), f.cfg,
-                                  text.features.dim(1), f.top_k, f.top_p, f.warmup, f.repeat).c_str());
+                                  text.features.dim(1), f.top_k, f.top_p, f.warmup, f.repeat,
+                                  f.no_graphs ? "eager scales (--no-graphs)"
+                                  : backend->device() == Device::CUDA ? "scales replayed as CUDA graphs"
+                                                                      : "eager scales (no graphs on the CPU)")
+                          .c_str());
 
   std::vector<ModeResult> results;
   for (const std::string& name : modes) {
@@ -187,6 +200,9 @@ int run_bench(const BenchFlags& f) {
     o.seed = f.seed;
     o.skip_last = f.skip_last;
     o.sync_each_scale = false;  // no waiting between scales; per-scale times from device events
+    // The model keeps its per-image state for this runner across the runs; each scale runs eagerly on the first
+    // run, is recorded on the second and replayed after (GenerateOptions::use_graphs).
+    o.use_graphs = !f.no_graphs;
     ModeResult mr;
     mr.mode = name;
     for (int i = 0; i < f.warmup + f.repeat; ++i) {
@@ -205,14 +221,17 @@ int run_bench(const BenchFlags& f) {
       run.scale_ms = g.scale_ms;
       for (double ms : g.scale_ms) run.scales_ms += ms;
       mr.peak_bytes = std::max(mr.peak_bytes, gpu_memory_stats().peak);
-      std::printf("%s\n", fmt::format("{:<6} {} {}: {:.1f} ms (conditioning {:.1f}, scales {:.1f}, VAE {:.1f})", name,
-                                      i < f.warmup ? "warm-up" : "run", i < f.warmup ? i + 1 : i - f.warmup + 1,
-                                      run.total_ms, run.condition_ms, run.scales_ms, run.vae_ms).c_str());
+      std::printf("%s\n", fmt::format("{:<6} {} {}: {:.1f} ms (conditioning {:.1f}, scales {:.1f}, VAE {:.1f}){}{}",
+                                      name, i < f.warmup ? "warm-up" : "run", i < f.warmup ? i + 1 : i - f.warmup + 1,
+                                      run.total_ms, run.condition_ms, run.scales_ms, run.vae_ms,
+                                      g.reused_plan ? "" : "; state allocated",
+                                      backend->device() == Device::CUDA ? graph_note(g) : "").c_str());
       std::fflush(stdout);
       if (i >= f.warmup) mr.runs.push_back(run);
       if (i + 1 == f.warmup + f.repeat) mr.image = bsq_vae::to_uint8_rgb(image);
     }
     results.push_back(std::move(mr));
+    model.release_plan();  // this mode's state (and recordings) go before the next mode's runner is made
   }
   print_tables(results, schedule);
   if (results.size() > 1) {
@@ -253,7 +272,9 @@ Runner register_bench(CLI::App& app) {
       "CFG, sampling, next input) and the BSQ-VAE decode. T5 is not timed: the text features are random (or\n"
       "--text-features), as the official figures are taken. Each mode runs --warmup times, then --repeat times;\n"
       "the table shows the best and the median, the per-phase split of the best run, and the peak GPU memory the\n"
-      "engine held (tensors, KV cache, scratch; not the CUDA context).\n\n"
+      "engine held (tensors, KV cache, scratch; not the CUDA context). The model keeps its per-image GPU state\n"
+      "(KV cache, activations, conditioning) between runs, so the peak includes it during the VAE decode, and\n"
+      "replays each scale as a CUDA graph from the third run on (--no-graphs: every scale eagerly).\n\n"
       "Examples:\n"
       "  sparvar bench --model ckpt/infinity_2b                  # folder with infinity.pth (or infinity_weights/)\n"
       "                                                          # and vae.pth, as make_random_checkpoint.py writes\n"
@@ -269,7 +290,9 @@ Runner register_bench(CLI::App& app) {
   cmd->add_option("--aspect", f->aspect, "Aspect ratio h/w of an Infinity template")->capture_default_str();
   cmd->add_option("--schedule", f->schedule, "Custom token grids, e.g. 1,2,4,8 or 1x1,2x3 (overrides --size)");
   cmd->add_option("--repeat", f->repeat, "Timed runs per mode")->capture_default_str();
-  cmd->add_option("--warmup", f->warmup, "Untimed runs per mode first")->capture_default_str();
+  cmd->add_option("--warmup", f->warmup, "Untimed runs per mode first (the first runs the scales eagerly, the "
+                  "second records their CUDA graphs)")->capture_default_str();
+  cmd->add_flag("--no-graphs", f->no_graphs, "Run every scale eagerly (no CUDA graphs), to compare");
   cmd->add_option("--batch", f->batch, "Images generated together (x2 rows with CFG)")->capture_default_str();
   cmd->add_option("--text-tokens", f->text_tokens, "Length of the random text features (0 = 32, or the model's "
                   "maximum if smaller)")->capture_default_str();

@@ -64,9 +64,12 @@ struct Cs4aDeviceBuilder::Impl {
   unsigned int* host_status = nullptr;  // mapped pinned: the builds write it themselves (no copy, no sync)
   unsigned int reported[2] = {0, 0};
   cudaEvent_t done = nullptr;           // recorded after the last build
+  cudaStream_t last_stream = nullptr;   // the stream of the last build
   bool built = false;
 
   ~Impl() {
+    // A build still running writes the status and the scratch freed below.
+    if (done && built) (void)cudaEventSynchronize(done);
     if (done) (void)cudaEventDestroy(done);
     if (host_status) (void)cudaFreeHost(host_status);
   }
@@ -161,15 +164,30 @@ void Cs4aDeviceBuilder::build(const float* mass, int batch, std::span<const Cs4a
     sa.col_blocks = targets[i].col_blocks;
     sa.capacity = static_cast<int32_t>(s.nnz_bound);
   }
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check_cuda(cudaStreamIsCapturing(stream, &capture), "query stream capture");
+  const bool capturing = capture == cudaStreamCaptureStatusActive;
+  // Every build uses the same scratch (selection, expansions, row lengths) and status: one on another stream
+  // than the last must not overlap it. Waits on the device (an external node inside a capture).
+  if (d.built && stream != d.last_stream)
+    check_cuda(cudaStreamWaitEvent(stream, d.done, capturing ? cudaEventWaitExternal : cudaEventWaitDefault),
+               "order after the previous build");
   check_cuda(attn_cuda::launch_cs4a_build(a, stream), "build kernels");
-  check_cuda(cudaEventRecord(d.done, stream), "record status event");
+  // Inside a CUDA graph capture a plain record would only order the capture; as an external node it marks
+  // the end of the build at every replay, which check() relies on.
+  check_cuda(capturing ? cudaEventRecordWithFlags(d.done, stream, cudaEventRecordExternal)
+                       : cudaEventRecord(d.done, stream),
+             "record status event");
   d.built = true;
+  d.last_stream = stream;
 }
 
 BlockPattern Cs4aDeviceBuilder::download_selection(cudaStream_t stream) {
   Impl& d = *impl_;
   const Cs4aPlan& p = d.plan;
   SPARVAR_CHECK(d.built, "CS4A (GPU): no build to download the selection of");
+  // The last build may have run on another stream.
+  check_cuda(cudaStreamWaitEvent(stream, d.done, cudaEventWaitDefault), "order after the last build");
   const std::vector<uint64_t> bits = download(d.selected.as<uint64_t>(),
                                               static_cast<size_t>(p.heads) * p.num_q_blocks * p.words, stream,
                                               "download selection");

@@ -6,6 +6,14 @@
 // A mass the CPU would reject (negative, non-finite, a row not summing to 1) cannot stop a GPU build: the row
 // goes on without the bad values and the build counts it; check() turns the count into an Error once the
 // build has finished (build() checks earlier builds without waiting), so it surfaces at most one call late.
+//
+// Ordering. A build reads the mass and writes the targets in `stream` order: whatever writes the mass or
+// reads / rewrites a target must be ordered with `stream` by the caller (same stream, an event, or a host
+// sync). Beware that the legacy default stream (plain cudaMemcpy / cudaMemset, stream 0) does not order a
+// cudaStreamNonBlocking stream, that cudaMemset returns before it has run, and that cudaMemcpy from pageable
+// memory returns once the data is staged, with the copy to the device possibly still in flight. Builds share
+// the builder's scratch: a build on another stream than the previous one waits for it on the device (an
+// event, no host sync), so builds of one builder never overlap.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -40,7 +48,8 @@ class Cs4aDeviceBuilder {
   // for an earlier build that has finished and was found bad (check()).
   void build(const float* mass, int batch, std::span<const Cs4aDeviceTarget> targets, cudaStream_t stream);
 
-  // Host copy of the last build's decision rows, per head (synchronises `stream`; for observers and tests).
+  // Host copy of the last build's decision rows, per head (waits for the last build, on whatever stream it
+  // ran, and synchronises `stream`; for observers and tests).
   BlockPattern download_selection(cudaStream_t stream);
 
   // Raises an Error if a finished build saw a mass row the CPU would reject or overflowed a target (a bug).
@@ -52,7 +61,8 @@ class Cs4aDeviceBuilder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Host copy of the pattern a build wrote to `target` for plan.scales[scale_index] (synchronises `stream`).
+// Host copy of the pattern a build wrote to `target` for plan.scales[scale_index] (synchronises `stream`: the
+// build must be on `stream` or ordered before it).
 BlockPattern download_cs4a_pattern(const Cs4aPlan& plan, int scale_index, const Cs4aDeviceTarget& target,
                                    cudaStream_t stream);
 

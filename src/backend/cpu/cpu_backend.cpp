@@ -61,6 +61,21 @@ void CpuBackend::copy(const Tensor& src, Tensor& dst) {
   }
 }
 
+void CpuBackend::write(const Tensor& host, Tensor& dst) {
+  SPARVAR_CHECK(host.defined() && dst.defined(), "write: source or destination is missing (undefined tensor)");
+  SPARVAR_CHECK(host.device() == Device::CPU && dst.device() == Device::CPU,
+                "write: {} -> {}: both must be on the cpu backend", host.describe(), dst.describe());
+  SPARVAR_CHECK(host.numel() == dst.numel(), "write: source {} and destination {} differ in element count",
+                shape_string(host.shape()), shape_string(dst.shape()));
+  if (host.numel() == 0 || host.data() == dst.data()) return;
+  check_disjoint(host, dst, "write", "source");
+  if (host.dtype() == dst.dtype()) {
+    std::memcpy(dst.data(), host.data(), host.nbytes());
+  } else {
+    convert_elements(host.data(), host.dtype(), dst.data(), dst.dtype(), static_cast<size_t>(host.numel()));
+  }
+}
+
 void CpuBackend::copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) {
   constexpr std::string_view op = "copy_slice";
   SPARVAR_CHECK(src.defined() && dst.defined(), "copy_slice: source or destination is missing (undefined tensor)");

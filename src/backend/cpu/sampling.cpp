@@ -2,6 +2,7 @@
 // core/bit_sampling.h's (shared with the host sampler and the CUDA kernel); this file is built with
 // -ffp-contract=off so the compiler cannot fuse its products and sums differently from the GPU.
 #include <algorithm>
+#include <cstring>
 
 #include "backend/cpu/checks.h"
 #include "backend/cpu/cpu_backend.h"
@@ -47,6 +48,11 @@ void CpuBackend::sample_bits(const Tensor& raw, const BitSampling& p, const Tens
     if (logits) check_disjoint(*uniforms, *logits, op, "uniforms");
   }
   if (bits && logits) check_disjoint(*bits, *logits, op, "bits");
+  uint64_t seed = p.seed;
+  if (p.seed_tensor) {
+    check_u8(*p.seed_tensor, {8}, op, "seed tensor");
+    std::memcpy(&seed, p.seed_tensor->data(), sizeof(seed));  // the 8 bytes as one uint64_t, as the GPU reads them
+  }
   const bool guided = R == 2 * B;
   const int64_t count = B * N * D;
   const float* pr = raw.data_as<float>();
@@ -68,7 +74,7 @@ void CpuBackend::sample_bits(const Tensor& raw, const BitSampling& p, const Tens
         pl[2 * i + 1] = l[1];
       }
       if (pb) {
-        const float u = pu ? pu[i] : uniform_float(p.seed, p.stream, static_cast<uint64_t>(i));
+        const float u = pu ? pu[i] : uniform_float(seed, p.stream, static_cast<uint64_t>(i));
         pb[i] = bitsample::sample(bitsample::prob_zero(l[0], l[1], p.top_k, p.top_p), u);
       }
     }

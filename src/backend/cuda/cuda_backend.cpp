@@ -147,6 +147,20 @@ Tensor CudaBackend::download(const Tensor& t) {
   return host;
 }
 
+void CudaBackend::write(const Tensor& host, Tensor& dst) {
+  SPARVAR_CHECK(host.defined() && dst.defined(), "write: source or destination is missing (undefined tensor)");
+  SPARVAR_CHECK(host.device() == Device::CPU, "write: {} is not a host tensor", host.describe());
+  SPARVAR_CHECK(dst.device() == Device::CUDA, "write: {} is not on the cuda backend", dst.describe());
+  SPARVAR_CHECK(host.numel() == dst.numel(), "write: source {} and destination {} differ in element count",
+                shape_string(host.shape()), shape_string(dst.shape()));
+  if (host.numel() == 0) return;
+  make_current();
+  // Converted on the host (round to nearest even, as the device conversion), so nothing is allocated here.
+  const Tensor converted = host.dtype() == dst.dtype() ? host : host.to_dtype(dst.dtype());
+  CUDA_CHECK(cudaMemcpyAsync(dst.data(), converted.data(), converted.nbytes(), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffers may go as soon as we return
+}
+
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   SPARVAR_CHECK(src.defined() && dst.defined(), "copy: source or destination is missing (undefined tensor)");
   SPARVAR_CHECK(src.device() == Device::CUDA && dst.device() == Device::CUDA,

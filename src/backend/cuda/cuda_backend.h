@@ -29,7 +29,10 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
   void synchronize() override;
   void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) override;
+  void write(const Tensor& host, Tensor& dst) override;
   std::unique_ptr<TimingEvent> record_event() override;
+  // Stream capture into a CUDA graph (graph.cpp).
+  std::unique_ptr<RecordedWork> record(const std::function<void()>& body) override;
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <utility>
 
@@ -20,6 +21,14 @@ struct AllocationCounters {
 inline AllocationCounters& allocation_counters() {
   static AllocationCounters counters;
   return counters;
+}
+
+// Counts the times a DeviceBuffer let go of a block it held to take another (reserve() growing, a move over a
+// held block): the scratch of the backend and of the kernel libraries grows that way. A recorded CUDA graph
+// holds raw pointers into such scratch, so it is only valid while this count is what it was at its capture.
+inline std::atomic<uint64_t>& scratch_generation() {
+  static std::atomic<uint64_t> generation{0};
+  return generation;
 }
 
 // cudaMalloc with the error message above; bytes == 0 returns nullptr.
@@ -61,6 +70,7 @@ class DeviceBuffer {
       : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
     if (this != &other) {
+      if (data_) scratch_generation().fetch_add(1);
       device_free(data_, bytes_);
       data_ = std::exchange(other.data_, nullptr);
       bytes_ = std::exchange(other.bytes_, 0);

@@ -81,6 +81,7 @@ struct SampleArgs {
   int top_k;
   float top_p;
   uint64_t seed, stream;
+  const uint64_t* seed_ptr;     // device: read instead of seed when not null (BitSampling::seed_tensor)
 };
 // Backend::sample_bits; uniforms, bits and logits may each be null (not bits and logits both).
 void launch_sample_bits(DType dtype, const void* raw, const float* uniforms, uint8_t* bits, float* logits,

@@ -42,8 +42,15 @@ void CudaBackend::sample_bits(const Tensor& raw, const BitSampling& p, const Ten
     if (logits) check_disjoint(*uniforms, *logits, op, "uniforms");
   }
   if (bits && logits) check_disjoint(*bits, *logits, op, "bits");
+  const uint64_t* seed_ptr = nullptr;
+  if (p.seed_tensor) {
+    check_exact(*p.seed_tensor, DType::U8, {8}, op, "seed tensor");
+    SPARVAR_CHECK(pointer_alignment(p.seed_tensor->data()) >= 8, "{}: seed tensor {} must be 8-byte aligned", op,
+                  p.seed_tensor->describe());
+    seed_ptr = static_cast<const uint64_t*>(p.seed_tensor->data());
+  }
   make_current();
-  const SampleArgs args{B, N, D, R == 2 * B, p.tau, p.cfg, p.top_k, p.top_p, p.seed, p.stream};
+  const SampleArgs args{B, N, D, R == 2 * B, p.tau, p.cfg, p.top_k, p.top_p, p.seed, p.stream, seed_ptr};
   launch_sample_bits(raw.dtype(), raw.data(), uniforms ? static_cast<const float*>(uniforms->data()) : nullptr,
                      bits ? static_cast<uint8_t*>(bits->data()) : nullptr,
                      logits ? static_cast<float*>(logits->data()) : nullptr, args, stream_);

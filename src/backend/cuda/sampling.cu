@@ -14,6 +14,7 @@ template <typename T>
 __global__ void sample_bits_kernel(const T* __restrict__ raw, const float* __restrict__ uniforms,
                                    uint8_t* __restrict__ bits, float* __restrict__ logits, SampleArgs a) {
   const int64_t count = a.batch * a.tokens * a.bits;
+  const uint64_t seed = a.seed_ptr ? *a.seed_ptr : a.seed;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
     // Element i = (b, n, j) of [B, N, D]; its logit pair is at 2i of [B, N, 2D], the unconditional one 2 * count on.
     float l[2];
@@ -28,7 +29,7 @@ __global__ void sample_bits_kernel(const T* __restrict__ raw, const float* __res
       logits[2 * i + 1] = l[1];
     }
     if (bits) {
-      const float u = uniforms ? uniforms[i] : uniform_float(a.seed, a.stream, static_cast<uint64_t>(i));
+      const float u = uniforms ? uniforms[i] : uniform_float(seed, a.stream, static_cast<uint64_t>(i));
       bits[i] = bitsample::sample(bitsample::prob_zero(l[0], l[1], a.top_k, a.top_p), u);
     }
   }

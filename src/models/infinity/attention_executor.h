@@ -52,6 +52,9 @@ class AttentionExecutor {
   // pattern of a slot.
   virtual BlockPattern cs4a_selection();
   virtual BlockPattern download_pattern(int slot);
+  // After an image's work has finished: raises an Error if a device build of it went wrong (builds replayed
+  // from a CUDA graph have no host call of their own to report it).
+  virtual void end_image() {}
 };
 
 std::unique_ptr<AttentionExecutor> make_cpu_attention_executor(int heads, int head_dim, int threads);

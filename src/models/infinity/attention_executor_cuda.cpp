@@ -193,6 +193,10 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     return cs4a_->download_selection(stream_);
   }
 
+  void end_image() override {
+    if (cs4a_) cs4a_->check(false);
+  }
+
   BlockPattern download_pattern(int slot) override {
     const auto pit = patterns_.find(slot);
     SPARVAR_CHECK(pit != patterns_.end(), "cuda sparse attention: pattern {} not registered", slot);

@@ -3,6 +3,9 @@
 // DenseAttentionRunner uses the backend's dense attention (the baseline and the parity reference).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #include "attention/schedule.h"
 #include "backend/backend.h"
 
@@ -17,11 +20,36 @@ struct SelfAttentionCall {
 
 class AttentionRunner {
  public:
+  AttentionRunner() : id_(next_id()) {}
   virtual ~AttentionRunner() = default;
+  AttentionRunner(const AttentionRunner&) = delete;
+  AttentionRunner& operator=(const AttentionRunner&) = delete;
+
   // q [B, H, Nq, D] (normalised, scaled, rotated); k, v [B, H, capacity, D] (the KV cache); out [B, H, Nq, D].
   // The softmax scale is 1 (q carries Infinity's learned temperature).
   virtual void self_attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                               const SelfAttentionCall& call, Tensor& out) = 0;
+  // Whether this runner's calls at `scale` may be recorded (Backend::record) and replayed for later images:
+  // they only queue device work on the backend's stream, into buffers that stay put, and need no host
+  // decision at that scale. False makes the generator run the scale eagerly every time.
+  virtual bool capturable(int scale) const {
+    (void)scale;
+    return true;
+  }
+  // Called once an image's work has finished (after the generator's last synchronisation): drop host copies
+  // of per-image state, report errors the device found.
+  virtual void end_image() {}
+
+  // Unique per runner object for the life of the process (never reused, unlike an address): the generator keys
+  // its cached per-image state and recordings by it.
+  uint64_t id() const { return id_; }
+
+ private:
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> counter{0};
+    return ++counter;
+  }
+  uint64_t id_;
 };
 
 class DenseAttentionRunner final : public AttentionRunner {

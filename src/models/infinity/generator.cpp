@@ -4,12 +4,10 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "models/infinity/block.h"
 #include "models/infinity/codes.h"
 #include "models/infinity/conditioning.h"
-#include "models/infinity/kv_cache.h"
-#include "models/infinity/rope_tables.h"
-#include "models/infinity/workspace.h"
+#include "models/infinity/generation_plan.h"
+#include "models/infinity/scale_work.h"
 
 namespace sparvar::infinity {
 namespace {
@@ -78,9 +76,40 @@ Tensor forced_bits_by_scale(const std::vector<uint8_t>& forced, const ScaleSched
   return out.view({out.numel()});
 }
 
+// Whether this call's settings allow replaying recorded scales (see GenerateOptions::use_graphs).
+bool graphs_allowed(const GenerateOptions& o) {
+  return o.use_graphs && !o.keep_logits && !o.keep_bits && !o.keep_inputs && !o.forced_bits && !o.sync_each_scale;
+}
+
 }  // namespace
 
 InfinityModel::InfinityModel(Backend& backend, InfinityWeights weights) : backend_(backend), weights_(std::move(weights)) {}
+
+InfinityModel::~InfinityModel() = default;
+
+void InfinityModel::release_plan() { plan_.reset(); }
+
+size_t InfinityModel::plan_bytes() const {
+  if (!plan_) return 0;
+  const GenerationPlan& p = *plan_;
+  size_t total = p.cache.bytes() + p.ws.bytes() + p.codes.bytes() + p.bits.bytes() + p.rope_cos.nbytes() +
+                 p.rope_sin.nbytes() + p.seed.nbytes();
+  if (p.uniforms.defined()) total += p.uniforms.nbytes();
+  if (p.forced.defined()) total += p.forced.nbytes();
+  if (p.text) total += p.text->bytes();
+  return total;
+}
+
+GenerationPlan& InfinityModel::plan_for(const ScaleSchedule& schedule, int64_t batch, bool cfg,
+                                        const AttentionRunner& runner, bool& reused) {
+  PlanKey key{schedule.grids(), batch, cfg, runner.id()};
+  reused = plan_ && plan_->key == key;
+  if (!reused) {
+    plan_.reset();  // first: the old plan's memory goes before the new one's is allocated
+    plan_ = std::make_unique<GenerationPlan>(backend_, weights_, schedule, std::move(key));
+  }
+  return *plan_;
+}
 
 GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOptions& o, AttentionRunner* runner_in) {
   Backend& be = backend_;
@@ -96,9 +125,8 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
                 o.skip_last, K - 1, K);
   const int K_run = K - o.skip_last;
   const std::vector<int32_t> lens = checked_lengths(text, c);
-  const int64_t B = text.features.dim(0), L = sched.total_tokens(), D = c.d_vae(), C = c.embed_dim;
+  const int64_t B = text.features.dim(0), L = sched.total_tokens(), D = c.d_vae();
   const bool use_cfg = o.cfg != 1.0f;
-  const int64_t bs = use_cfg ? 2 * B : B;
   // Bits drawn by the scales that run: B * n_k * D per scale, consumed in scale order.
   const int64_t run_bits = B * (sched.offset(K_run - 1) + sched.tokens(K_run - 1)) * D;
   std::vector<uint8_t> forced;
@@ -112,123 +140,78 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
                     first, last, have);
     }
   }
-  DenseAttentionRunner dense;
-  AttentionRunner& runner = runner_in ? *runner_in : dense;
+  AttentionRunner& runner = runner_in ? *runner_in : dense_;
   GenerateResult result;
 
-  // ---- once per image: text, RoPE tables, KV cache, workspace, sampling inputs ----
+  // ---- once per image: the kept state (or a new one), this image's inputs written into it, the text ----
   auto t0 = std::chrono::steady_clock::now();
+  GenerationPlan& plan = plan_for(sched, B, use_cfg, runner, result.reused_plan);
+  TextBuffers& text_buffers = plan.text_for(be, w, text.features.dim(1));
+  Tensor seed = Tensor::empty({8}, DType::U8);
+  std::memcpy(seed.data(), &o.seed, sizeof(o.seed));
+  be.write(seed, plan.seed);
+  if (!forced.empty()) {
+    Tensor dst = plan.forced_buffer(be).slice0(0, run_bits);
+    be.write(forced_bits_by_scale(forced, sched, K_run, B, D), dst);
+  }
+  if (supplied) {
+    Tensor dst = plan.uniforms_buffer(be).slice0(0, run_bits);
+    be.write(Tensor::from_floats({run_bits}, std::vector<float>(o.uniforms->begin(), o.uniforms->begin() + run_bits)),
+             dst);
+  }
   std::vector<int32_t> lens_all = lens;
   if (use_cfg) lens_all.insert(lens_all.end(), lens.begin(), lens.end());
-  const Conditioning cond = encode_text(be, w, batch_text(w, text.features, lens, use_cfg), lens_all);
-  const RopeTables rope_host = build_rope_tables(sched, c.head_dim());
-  const Tensor rope_cos = be.upload(rope_host.cos, DType::F32), rope_sin = be.upload(rope_host.sin, DType::F32);
-  KvCache cache(be, c.depth, bs, c.num_heads, L, c.head_dim(), w.dtype);
-  int64_t max_n = 0, max_latent = 0;
-  for (const auto& g : sched.grids()) {
-    max_n = std::max(max_n, g.tokens());
-    max_latent = std::max(max_latent, latent_grid(g, c.spatial_patchify).tokens());
-  }
-  Workspace ws(be, w.dtype);
-  reserve_block_workspace(ws, c, bs, max_n);
-  ws.reserve("tokens", B * max_n * D);
-  ws.reserve("embedded", B * max_n * C);
-  Workspace codes_ws(be, DType::F32);  // the running sum stays fp32 on every backend
-  const ScaleGrid last = latent_grid(sched.grids().back(), c.spatial_patchify);
-  const int64_t d = c.vae_codebook_dim;
-  for (const char* name : {"summed", "upsampled", "next"}) codes_ws.reserve(name, B * d * last.tokens());
-  codes_ws.reserve("codes", B * d * max_latent);
-  codes_ws.reserve("tokens", B * max_n * D);
-  if (o.keep_logits) codes_ws.reserve("logits", B * max_n * 2 * D);
-  Workspace bits_ws(be, DType::U8);
-  bits_ws.reserve("bits", B * max_n * D);
-  // Forced bits and supplied uniforms go to the device once, scale-major, so each scale takes a slice.
-  Tensor forced_dev, uniforms_dev;
-  if (!forced.empty()) forced_dev = be.upload(forced_bits_by_scale(forced, sched, K_run, B, D), DType::U8);
-  if (supplied)
-    uniforms_dev = be.upload(Tensor::from_floats({run_bits}, std::vector<float>(o.uniforms->begin(),
-                                                                                 o.uniforms->begin() + run_bits)),
-                             DType::F32);
-  const CodeValues code = code_values(c);
-  const int patch = c.spatial_patchify ? 2 : 1;
-  BitSampling sampling;
-  sampling.tau = o.tau;
-  sampling.cfg = o.cfg;
-  sampling.top_k = o.sampling.top_k;
-  sampling.top_p = o.sampling.top_p;
-  sampling.seed = o.seed;
-  Tensor summed = codes_ws.take("summed", {B, d, last.h, last.w});
-  Tensor x = ws.take("x", {bs, 1, C});
-  be.copy(cond.start, x);
+  encode_text_into(be, w, batch_text(w, text.features, lens, use_cfg), lens_all, plan.text_scratch(), text_buffers);
+  ScaleSettings& settings = plan.settings;
+  settings.sampling = BitSampling{};
+  settings.sampling.tau = o.tau;
+  settings.sampling.cfg = o.cfg;
+  settings.sampling.top_k = o.sampling.top_k;
+  settings.sampling.top_p = o.sampling.top_p;
+  settings.supplied_uniforms = supplied;
+  settings.forced_bits = !forced.empty();
+  settings.keep_logits = o.keep_logits;
+  if (o.keep_logits) plan.reserve_kept_logits(c);
+  plan.graphs.begin_call(RecordKey{o.tau, o.cfg, o.sampling.top_p, o.sampling.top_k, supplied, lens_all});
+  Tensor x = plan.ws.take("x", {plan.rows, 1, c.embed_dim});
+  be.copy(text_buffers.cond.start, x);
   be.synchronize();
   result.text_ms = ms_since(t0);
-  result.kv_cache_bytes = cache.bytes();
-  result.workspace_bytes = ws.bytes() + codes_ws.bytes() + bits_ws.bytes();
+  result.kv_cache_bytes = plan.cache.bytes();
+  result.workspace_bytes = plan.ws.bytes() + plan.codes.bytes() + plan.bits.bytes();
 
+  // ---- scale by scale ----
+  const bool graphs = graphs_allowed(o);
   std::vector<std::unique_ptr<TimingEvent>> marks;  // !sync_each_scale: the end of each scale's work
   if (!o.sync_each_scale) marks.push_back(be.record_event());
   for (int si = 0; si < K_run; ++si) {
     t0 = std::chrono::steady_clock::now();
-    const ScaleGrid grid = sched.grid(si);
-    const int64_t n = grid.tokens(), off = sched.offset(si);
-    ScaleStep step{si, &sched, n, off, rope_cos.slice0(off, off + n), rope_sin.slice0(off, off + n)};
-    x = ws.take("x", {bs, n, C});
-    be.add(x, w.lvl_embed.slice0(si, si + 1).view({C}), x);
-    for (int l = 0; l < c.depth; ++l) run_block(be, w, l, cond, step, cache, runner, ws, x);
-
-    // Head, tau, CFG and sampling on the backend (forced bits: the logits only, when they are kept).
-    const Tensor raw = run_head(be, w, cond, ws, x);
-    const int64_t first = B * off * D, count = B * n * D;
-    sampling.stream = static_cast<uint64_t>(si);  // PhiloxStream(seed, scale), as UniformSource draws
-    Tensor logits = o.keep_logits ? codes_ws.take("logits", {B, n, 2 * D}) : Tensor();
-    Tensor bits;
-    if (!forced.empty()) {
-      bits = forced_dev.slice0(first, first + count).view({B, n, D});
-      if (o.keep_logits) be.sample_bits(raw, sampling, nullptr, nullptr, &logits);
-    } else {
-      bits = bits_ws.take("bits", {B, n, D});
-      const Tensor u = supplied ? uniforms_dev.slice0(first, first + count).view({B, n, D}) : Tensor();
-      be.sample_bits(raw, sampling, supplied ? &u : nullptr, &bits, o.keep_logits ? &logits : nullptr);
+    const bool next = si + 1 < K_run;
+    // The body reads only state that outlives this call (a CPU "recording" runs it again later).
+    Backend* backend = &be;
+    const InfinityWeights* weights = &w;
+    GenerationPlan* p = &plan;
+    AttentionRunner* r = &runner;
+    const auto body = [backend, weights, p, r, si, next] { run_scale(*backend, *weights, *p, *r, si, next); };
+    switch (plan.graphs.run(be, si, next, graphs && runner.capturable(si), body)) {
+      case ScaleGraphs::Outcome::Recorded: ++result.recorded_scales; break;
+      case ScaleGraphs::Outcome::Replayed: ++result.replayed_scales; break;
+      case ScaleGraphs::Outcome::Eager: break;
     }
-    if (o.keep_logits) result.logits.push_back(be.download(logits));
-    if (o.keep_bits) result.bits.push_back(be.download(bits).to_dtype(DType::U8));
-
-    // Running sum of codes; the next scale's input.
-    const bool is_last = si == K - 1;
-    const ScaleGrid lat = latent_grid(grid, c.spatial_patchify);
-    Tensor codes = codes_ws.take("codes", {B, d, lat.h, lat.w});
-    be.bits_to_codes(bits, patch, code.zero, code.one, codes);
-    Tensor up = is_last ? codes : codes_ws.take("upsampled", {B, d, last.h, last.w});
-    if (!is_last) be.resample(codes, ResampleMode::Bilinear, up);
-    if (si == 0) be.copy(up, summed);
-    else be.add(summed, up, summed);
-    if (si + 1 < K_run) {
-      const ScaleGrid next = sched.grid(si + 1), next_lat = latent_grid(next, c.spatial_patchify);
-      const int64_t nn = next.tokens();
-      Tensor resampled = codes_ws.take("next", {B, d, next_lat.h, next_lat.w});
-      be.resample(summed, ResampleMode::Bilinear, resampled);
-      Tensor tokens32 = codes_ws.take("tokens", {B, nn, D});
-      latent_to_tokens(be, resampled, c.spatial_patchify, tokens32);
-      if (o.keep_inputs) result.inputs.push_back(be.download(tokens32));
-      Tensor tokens = ws.take("tokens", {B, nn, D});
-      be.copy(tokens32, tokens);
-      Tensor embedded = ws.take("embedded", {B, nn, C});
-      be.linear(tokens, w.word_embed_w, &w.word_embed_b, Activation::None, embedded);
-      x = ws.take("x", {bs, nn, C});
-      for (int64_t r = 0; r < bs / B; ++r) {
-        Tensor half = x.slice0(r * B, (r + 1) * B);
-        be.copy(embedded, half);
-      }
-    }
+    if (o.keep_logits) result.logits.push_back(be.download(scale_logits(plan, c, si)));
+    if (o.keep_bits) result.bits.push_back(be.download(scale_bits(plan, c, si)).to_dtype(DType::U8));
+    if (o.keep_inputs && next) result.inputs.push_back(be.download(next_input(plan, c, si)));
     if (o.sync_each_scale) {
       be.synchronize();
       result.scale_ms.push_back(ms_since(t0));
-      if (o.on_scale) o.on_scale(ScaleReport{si, K_run, grid, result.scale_ms.back()});
+      if (o.on_scale) o.on_scale(ScaleReport{si, K_run, sched.grid(si), result.scale_ms.back()});
     } else {
       marks.push_back(be.record_event());
     }
   }
-  result.summed_codes = be.download(summed).view({B, d, 1, last.h, last.w});
+  const ScaleGrid last = latent_grid(sched.grids().back(), c.spatial_patchify);
+  const int64_t d = c.vae_codebook_dim;
+  result.summed_codes = be.download(plan.codes.take("summed", {B, d, last.h, last.w})).view({B, d, 1, last.h, last.w});
   if (!o.sync_each_scale) {
     be.synchronize();
     for (int si = 0; si < K_run; ++si) {
@@ -236,6 +219,7 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
       if (o.on_scale) o.on_scale(ScaleReport{si, K_run, sched.grid(si), result.scale_ms.back()});
     }
   }
+  runner.end_image();
   return result;
 }
 

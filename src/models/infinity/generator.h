@@ -1,12 +1,14 @@
 // The generation loop of Infinity: text conditioning once, then scale by scale: level embedding, the blocks
 // (KV cache, cross-attention), the bitwise head, CFG on logits, per-bit sampling (or forced bits), the
-// running sum of codes and the next scale's input. Memory (KV cache, activations, sampling buffers) is planned
-// from the schedule before the first scale, and every step of the loop is a backend op: nothing goes to the
-// host and nothing waits for the device between the first scale and the last unless asked (keep_*,
-// sync_each_scale).
+// running sum of codes and the next scale's input. Memory (KV cache, activations, sampling buffers, the text
+// conditioning) is planned from the schedule before the first scale and kept for the next call of the same
+// shape (generation_plan.h), and every step of the loop is a backend op: nothing goes to the host and nothing
+// waits for the device between the first scale and the last unless asked (keep_*, sync_each_scale). Each
+// scale's work can be recorded once and replayed (a CUDA graph: one launch per scale; see use_graphs).
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -51,6 +53,15 @@ struct GenerateOptions {
   // Stop after scale K-1-skip_last: the codes so far (each upsampled to the last grid, as every non-final
   // scale always is) form summed_codes, as the reference's trunk_scale does. 0 = run every scale.
   int skip_last = 0;
+  // Replay each scale's recorded work (Backend::record: a CUDA graph on the GPU, so a scale is one launch
+  // instead of ~20 per block) when the call allows it: none of keep_logits, keep_bits, keep_inputs,
+  // forced_bits, sync_each_scale, and the runner says the scale is capturable (AttentionRunner::capturable);
+  // other scales run eagerly. With the same plan (schedule, batch, CFG on/off, runner), text length, sampling
+  // settings and text lengths, a scale runs eagerly the first time (GEMM autotuning and library plans must
+  // not happen inside a capture), is recorded the second time and replayed after that; the seed and supplied
+  // uniforms are read from device memory, so they may change between replays. Same kernels in the same
+  // order: the bits equal the eager run's.
+  bool use_graphs = true;
   std::function<void(const ScaleReport&)> on_scale;
 };
 
@@ -63,20 +74,39 @@ struct GenerateResult {
   std::vector<double> scale_ms;
   size_t kv_cache_bytes = 0;
   size_t workspace_bytes = 0;
+  bool reused_plan = false;      // the backend state of the previous call was reused (nothing allocated)
+  int recorded_scales = 0;       // scales recorded by this call (and replayed)
+  int replayed_scales = 0;       // scales replayed from an earlier call's recording
 };
+
+struct GenerationPlan;
 
 class InfinityModel {
  public:
   InfinityModel(Backend& backend, InfinityWeights weights);
+  ~InfinityModel();
+  InfinityModel(const InfinityModel&) = delete;
+  InfinityModel& operator=(const InfinityModel&) = delete;
 
   const InfinityConfig& config() const { return weights_.config; }
   const InfinityWeights& weights() const { return weights_; }
-  // runner: null = dense attention through the backend.
+  // runner: null = dense attention through the backend. The runner must outlive the calls that use it; the
+  // model keeps per-image state (and recordings) for the last runner it was given.
   GenerateResult generate(const TextInput& text, const GenerateOptions& options, AttentionRunner* runner = nullptr);
+  // Frees the state kept since the last call (KV cache, activations, conditioning, recordings): for a caller
+  // that needs the memory before the next image (the next call allocates it again).
+  void release_plan();
+  // Backend bytes the kept state holds (0 when none).
+  size_t plan_bytes() const;
 
  private:
+  GenerationPlan& plan_for(const ScaleSchedule& schedule, int64_t batch, bool cfg, const AttentionRunner& runner,
+                           bool& reused);
+
   Backend& backend_;
   InfinityWeights weights_;
+  DenseAttentionRunner dense_;  // the runner of calls that give none (its id keys the plan)
+  std::unique_ptr<GenerationPlan> plan_;
 };
 
 // The seam to the image decoder (BSQ-VAE, src/models/bsq_vae): summed codes [batch, d, 1, H, W] in,

@@ -98,6 +98,17 @@ bool SparseAttentionRunner::runs_block_sparse(int scale) const {
   return scale >= 0 && scale < schedule_.num_scales() && sparse_[static_cast<size_t>(scale)];
 }
 
+bool SparseAttentionRunner::capturable(int scale) const {
+  const bool host_decision = !cs4a_on_device_ || static_cast<bool>(options_.on_cs4a_decision);
+  return !(mode_ == AttentionMode::Cs4a && scale == decision_scale_ && host_decision);
+}
+
+void SparseAttentionRunner::end_image() {
+  if (!cs4a_on_device_) return;  // host-built patterns are this image's already
+  cs4a_.clear();
+  exec_->end_image();
+}
+
 const BlockSparseLayout* SparseAttentionRunner::static_layout(int scale) const {
   return runs_block_sparse(scale) ? static_[static_cast<size_t>(scale)].get() : nullptr;
 }

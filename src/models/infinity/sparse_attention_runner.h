@@ -81,6 +81,12 @@ class SparseAttentionRunner final : public AttentionRunner {
 
   void self_attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                       const SelfAttentionCall& call, Tensor& out) override;
+  // Every scale but one: CS4A's decision scale when the decision needs the host (the CPU builds the patterns,
+  // or an on_cs4a_decision observer wants the mass), which downloads and synchronises.
+  bool capturable(int scale) const override;
+  // Drops the host copies of this image's CS4A patterns (cs4a_layout downloads them again on demand) and
+  // reports a bad device build.
+  void end_image() override;
 
   AttentionMode mode() const { return mode_; }
   const SparseAttentionOptions& options() const { return options_; }
@@ -91,7 +97,7 @@ class SparseAttentionRunner final : public AttentionRunner {
   // The static pattern of scale k (CSLA / dense-listed; null when k runs dense or the mode is CS4A).
   const BlockSparseLayout* static_layout(int scale) const;
   // The CS4A pattern of (layer, scale > k_d) chosen at this image's decision scale (null before it). On
-  // CUDA a host copy is downloaded on first use after each decision (synchronises; for analysis and tests).
+  // CUDA a host copy is downloaded on first use after each image (synchronises; for analysis and tests).
   const BlockSparseLayout* cs4a_layout(int layer, int scale) const;
   // Scale k's layouts (q: scale k; k: scales 0..k) as this runner tiles them.
   const ScaleLayouts& layouts(int scale) const;
@@ -114,7 +120,7 @@ class SparseAttentionRunner final : public AttentionRunner {
   bool cs4a_on_device_ = false;                   // the executor builds CS4A patterns (CUDA)
   std::set<int> cs4a_decided_;                    // layers whose later-scale patterns exist
   // (layer, scale) -> this image's pattern: built here on the CPU; on CUDA a host copy made on demand
-  // (cs4a_layout) and dropped at the layer's next decision.
+  // (cs4a_layout), dropped at the layer's next decision and at end_image.
   mutable std::map<std::pair<int, int>, BlockSparseLayout> cs4a_;
   std::vector<float> mass_, mass_avg_;            // decision-scale mass scratch
   std::unique_ptr<AttentionExecutor> exec_;
