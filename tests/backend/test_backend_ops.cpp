@@ -504,9 +504,10 @@ int main(int argc, char** argv) {
     return 77;  // ctest's SKIP_RETURN_CODE: reported as skipped, not passed
   }
   try {
-    // Every attention case cuDNN can take goes to cuDNN (by default only large ones do), the [ours] pass
+    // Every attention and conv case cuDNN can take goes to cuDNN (by default only large ones do), the [ours] pass
     // below covers our kernels.
     if (!std::getenv("SPARVAR_ATTENTION")) setenv("SPARVAR_ATTENTION", "cudnn", 1);
+    if (!std::getenv("SPARVAR_CONV")) setenv("SPARVAR_CONV", "cudnn", 1);
     auto cpu = make_cpu_backend();
     auto gpu = make_cuda_backend(0);
     std::printf("reference: %s\nunder test: %s\n", cpu->name().c_str(), gpu->name().c_str());

@@ -82,13 +82,14 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   make_current();
 
   // cuDNN pays ~60 ms to build each new shape's plan and some host time per call: measured on the H100 it
-  // made Infinity's small scales slower (1x1..24x24 tokens: +1.5 ms per scale for 2B) and the first image
-  // seconds slower. By default (SPARVAR_ATTENTION=auto) it runs where its kernels win: at least 2^20 query x
-  // key pairs per (batch, head); SPARVAR_ATTENTION=cudnn sends it everything it takes.
+  // made Infinity's small scales slower (1x1..24x24 tokens: +1.5 ms per scale for 2B) and a small model's
+  // first image slower. By default (SPARVAR_ATTENTION=auto) it runs where its kernels win: at least 2^26
+  // query x key pairs over all batch rows and heads (Infinity-2B from the 32x32 scale on); SPARVAR_ATTENTION=cudnn
+  // sends it everything it takes.
   int64_t keys = Nk;
   if (!params.kv_lengths.empty())
     keys = *std::max_element(params.kv_lengths.begin(), params.kv_lengths.end());
-  const bool large = Nq * keys >= (int64_t{1} << 20);
+  const bool large = B * H * Nq * keys >= (int64_t{1} << 26);
   if (q.dtype() == DType::BF16 && params.mask.empty()) {
     CudnnRunner& cudnn = cudnn_runner(cudnn_, device_, stream_);
     const bool wanted = cudnn.attention_mode() == CudnnRunner::AttentionMode::Cudnn ||

@@ -236,10 +236,11 @@ double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std
 CudnnRunner::CudnnRunner(int device, cudaStream_t stream) : device_(device), stream_(stream) {
   if (const char* v = env_value("SPARVAR_CONV")) {
     const std::string_view s(v);
-    if (s == "cudnn") conv_mode_ = ConvMode::Cudnn;
-    else if (s == "cudnn-fused") conv_mode_ = ConvMode::CudnnFused;
+    if (s == "auto") conv_mode_ = ConvMode::Cudnn;
+    else if (s == "cudnn") conv_mode_ = ConvMode::Cudnn, conv_forced_ = true;
+    else if (s == "cudnn-fused") conv_mode_ = ConvMode::CudnnFused, conv_forced_ = true;
     else if (s == "im2col") conv_mode_ = ConvMode::Im2col;
-    else fail("SPARVAR_CONV={}: expected cudnn, cudnn-fused or im2col", s);
+    else fail("SPARVAR_CONV={}: expected auto, cudnn, cudnn-fused or im2col", s);
   }
   if (const char* v = env_value("SPARVAR_ATTENTION")) {
     const std::string_view s(v);

@@ -67,6 +67,8 @@ class CudnnRunner {
   CudnnRunner& operator=(const CudnnRunner&) = delete;
 
   ConvMode conv_mode() const { return conv_mode_; }
+  // SPARVAR_CONV=cudnn / cudnn-fused given: every conv cuDNN takes (by default only large ones, conv2d.cpp).
+  bool conv_forced() const { return conv_forced_; }
   AttentionMode attention_mode() const { return attention_mode_; }
 
   // y = conv(x, w) (+ bias). True when cuDNN ran it; false when cuDNN refuses the problem (or SPARVAR_CONV=im2col):
@@ -104,6 +106,7 @@ class CudnnRunner {
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cudnnHandle_t
   ConvMode conv_mode_ = ConvMode::Cudnn;
+  bool conv_forced_ = false;
   AttentionMode attention_mode_ = AttentionMode::Auto;
   bool autotune_ = false;
   bool sanitize_ = true;
