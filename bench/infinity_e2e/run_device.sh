@@ -30,8 +30,8 @@ for m in $models; do
     echo "== random-weight checkpoint infinity_$m written in $(( $(date +%s) - t0 )) s: $(du -sh "$ck" | cut -f1)"
   fi
   echo "== ours, infinity_$m"
-  SPARVAR_CUDNN_LOG=${SPARVAR_CUDNN_LOG:-0} /tmp/b/src/cli/sparvar bench --model "$ck" --attn "${ATTN:-dense,csla,cs4a}" --repeat "${REPEAT:-3}" --warmup 1 \
-    --json "$OUT/ours_$m.json"
+  SPARVAR_CUDNN_LOG=${SPARVAR_CUDNN_LOG:-0} /tmp/b/src/cli/sparvar bench --model "$ck" --attn "${ATTN:-dense,csla,cs4a}" --repeat "${REPEAT:-3}" --warmup 2 \
+    --json "$OUT/ours_$m.json"  # warm-up 1 eager, 2 records the CUDA graphs
   for sdpa in ${SDPA:-cudnn flash}; do
     echo "== official, infinity_$m, SDPA $sdpa"
     $py bench/infinity_e2e/official_infinity.py --repo .official/Infinity --ckpt "$ck" --model "infinity_$m" \
