@@ -63,6 +63,28 @@ std::vector<float> codes(const GenerateResult& r) { return r.summed_codes.to_flo
 
 // ---- CPU -----------------------------------------------------------------------------------------------------
 
+// Two uniform arrays alternated over four calls (record, replay, ...): each call's codes equal the eager codes
+// of its own array, so the recorded scales read the kept uniforms buffer at every replay.
+void expect_uniforms_read_each_call(InfinityModel& model) {
+  std::vector<float> u1 = io::read_npy(golden("uniforms.npy")).to_floats(), u2 = u1;
+  for (float& v : u2) v = 1.0f - v;
+  GenerateOptions o = unsynced(small_schedule(), 0);
+  std::vector<std::vector<float>> want;
+  for (const auto* u : {&u1, &u2}) {
+    GenerateOptions e = o;
+    e.use_graphs = false;
+    e.uniforms = *u;
+    want.push_back(codes(model.generate(golden_text(), e)));
+  }
+  ASSERT_NE(want[0], want[1]);
+  for (int call = 0; call < 4; ++call) {
+    o.uniforms = call % 2 ? u2 : u1;
+    const GenerateResult r = model.generate(golden_text(), o);
+    EXPECT_EQ(r.recorded_scales + r.replayed_scales, 7) << "call " << call;
+    EXPECT_EQ(codes(r), want[static_cast<size_t>(call % 2)]) << "call " << call;
+  }
+}
+
 TEST(KeptState, WarmCallAllocatesNothingAndGivesTheSameCodes) {
   CountingBackend be;
   auto model = tiny_model(be);
@@ -200,23 +222,7 @@ TEST(KeptState, HostBoundOptionsRunEveryScaleEagerly) {
 TEST(KeptState, SuppliedUniformsComeFromTheKeptBuffer) {
   CountingBackend be;
   auto model = tiny_model(be);
-  std::vector<float> u1 = io::read_npy(golden("uniforms.npy")).to_floats(), u2 = u1;
-  for (float& v : u2) v = 1.0f - v;
-  GenerateOptions o = unsynced(small_schedule(), 0);
-  std::vector<std::vector<float>> want;
-  for (const auto* u : {&u1, &u2}) {
-    GenerateOptions e = o;
-    e.use_graphs = false;
-    e.uniforms = *u;
-    want.push_back(codes(model->generate(golden_text(), e)));
-  }
-  ASSERT_NE(want[0], want[1]);
-  for (int call = 0; call < 4; ++call) {
-    o.uniforms = call % 2 ? u2 : u1;
-    const GenerateResult r = model->generate(golden_text(), o);
-    EXPECT_EQ(r.recorded_scales + r.replayed_scales, 7) << call;
-    EXPECT_EQ(codes(r), want[static_cast<size_t>(call % 2)]) << call;
-  }
+  expect_uniforms_read_each_call(*model);
 }
 
 TEST(KeptState, Cs4aDecisionStaysEagerOnTheCpu) {
@@ -335,23 +341,7 @@ TEST(CudaGraphs, Cs4aObserverKeepsItsDecisionScaleEager) {
 TEST(CudaGraphs, SuppliedUniformsAreReadAtEachReplay) {
   CudaRun run;
   if (!cuda_run(run)) GTEST_SKIP() << "no CUDA device in this build/machine";
-  std::vector<float> u1 = io::read_npy(golden("uniforms.npy")).to_floats(), u2 = u1;
-  for (float& v : u2) v = 1.0f - v;
-  GenerateOptions o = unsynced(small_schedule(), 0);
-  std::vector<std::vector<float>> want;
-  for (const auto* u : {&u1, &u2}) {
-    GenerateOptions e = o;
-    e.use_graphs = false;
-    e.uniforms = *u;
-    want.push_back(codes(run.model->generate(golden_text(), e)));
-  }
-  ASSERT_NE(want[0], want[1]);
-  for (int call = 0; call < 4; ++call) {
-    o.uniforms = call % 2 ? u2 : u1;
-    const GenerateResult r = run.model->generate(golden_text(), o);
-    EXPECT_EQ(r.recorded_scales + r.replayed_scales, 7) << call;
-    EXPECT_EQ(codes(r), want[static_cast<size_t>(call % 2)]) << "call " << call;
-  }
+  expect_uniforms_read_each_call(*run.model);
 }
 
 TEST(CudaGraphs, PlanRebuildsWhenScheduleOrBatchChanges) {
