@@ -1,4 +1,5 @@
 #include "backend/backend.h"
+#include "backend/trace.h"
 
 namespace sparvar {
 
@@ -10,5 +11,7 @@ bool cuda_available() { return false; }
 
 GpuMemoryStats gpu_memory_stats() { return {}; }
 void reset_gpu_memory_peak() {}
+void trace_push(const char*) {}
+void trace_pop() {}
 
 }  // namespace sparvar

@@ -10,6 +10,7 @@
 
 #include "attention/schedule.h"
 #include "backend/backend.h"
+#include "backend/trace.h"
 #include "cli/commands.h"
 #include "cli/model_files.h"
 #include "core/error.h"
@@ -213,7 +214,10 @@ int run_bench(const BenchFlags& f) {
       const auto t_vae = Clock::now();
       const Tensor codes = g.summed_codes.view(
           {g.summed_codes.dim(0), g.summed_codes.dim(1), g.summed_codes.dim(3), g.summed_codes.dim(4)});
-      const Tensor image = vae.decode(codes);  // summed codes are on the VAE's latent grid (d56: unpatchified)
+      const Tensor image = [&] {
+        const TraceRange trace("vae");
+        return vae.decode(codes);
+      }();  // summed codes are on the VAE's latent grid (d56: unpatchified)
       Run run;
       run.vae_ms = ms_since(t_vae);
       run.total_ms = ms_since(start);

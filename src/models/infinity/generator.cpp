@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "backend/trace.h"
 #include "core/error.h"
 #include "models/infinity/codes.h"
 #include "models/infinity/conditioning.h"
@@ -186,6 +187,7 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
   if (!o.sync_each_scale) marks.push_back(be.record_event());
   for (int si = 0; si < K_run; ++si) {
     t0 = std::chrono::steady_clock::now();
+    const TraceRange trace(fmt::format("scale {}x{}", sched.grid(si).h, sched.grid(si).w));
     const bool next = si + 1 < K_run;
     // The body reads only state that outlives this call (a CPU "recording" runs it again later).
     Backend* backend = &be;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "backend/trace.h"
 #include "core/error.h"
 #include "models/infinity/conditioning.h"
 
@@ -105,6 +106,7 @@ TextToImageResult TextToImage::generate(const std::vector<std::string>& prompts,
   // ---- decoder ----
   t0 = Clock::now();
   const Tensor& s = gen.summed_codes;  // [N, d, 1, h, w]
+  const TraceRange trace("vae");
   r.images = bsq_vae::to_uint8_rgb(bundle_.vae().decode(s.view({s.dim(0), s.dim(1), s.dim(3), s.dim(4)})));
   r.timings.vae_ms = ms_since(t0);
   if (o.on_progress) o.on_progress({Progress::Phase::Decode, 0, 0, {}, r.timings.vae_ms});
