@@ -21,9 +21,15 @@ fi
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 for range in "$@"; do
   tag=$(echo "$range" | tr ' ' '_')
-  "$ncu" --nvtx --nvtx-include "$range/" --metrics gpu__time_duration.sum --csv --cache-control none \
-    --clock-control none --log-file "$OUT/ncu_${m}_${ATTN:-csla}_$tag.log" \
-    /tmp/b/src/cli/sparvar bench --model "$ck" --attn "${ATTN:-csla}" --repeat 1 --warmup "${WARMUP:-0}" --no-graphs \
-    >"$OUT/bench_${m}_$tag.log" 2>&1 || { tail -20 "$OUT/bench_${m}_$tag.log"; }
-  python3 bench/profile/ncu_summary.py "$OUT/ncu_${m}_${ATTN:-csla}_$tag.log" | head -${TOP:-40}
+  log="$OUT/ncu_${m}_${ATTN:-csla}_$tag.log"
+  # The range inside the profiled run; if this ncu does not match nested ranges, every run's kernels of it.
+  for filter in "bench run $(( ${WARMUP:-1} + 1 ))/$range/" "$range/"; do
+    "$ncu" --nvtx --nvtx-include "$filter" --metrics gpu__time_duration.sum --csv --cache-control none \
+      --clock-control none --log-file "$log" \
+      /tmp/b/src/cli/sparvar bench --model "$ck" --attn "${ATTN:-csla}" --repeat 1 --warmup "${WARMUP:-1}" \
+      --no-graphs >"$OUT/bench_${m}_$tag.log" 2>&1 || { tail -20 "$OUT/bench_${m}_$tag.log"; }
+    grep -q gpu__time_duration "$log" && break
+    echo "(no kernel matched '$filter')"
+  done
+  python3 bench/profile/ncu_summary.py "$log" | head -${TOP:-40}
 done

@@ -20,7 +20,7 @@ def summarise(path: str) -> None:
     for r in csv.DictReader(lines):
         if r.get("Metric Name") != "gpu__time_duration.sum":
             continue
-        scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}[r["Metric Unit"]]
+        scale = {"ns": 1e-6, "nsecond": 1e-6, "us": 1e-3, "usecond": 1e-3, "ms": 1.0, "msecond": 1.0, "s": 1e3, "second": 1e3}[r["Metric Unit"]]
         rows.append((short(r["Kernel Name"]), float(r["Metric Value"].replace(",", "")) * scale,
                      r.get("Grid Size", ""), r.get("Block Size", "")))
     total = sum(ms for _, ms, _, _ in rows)

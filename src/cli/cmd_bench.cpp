@@ -209,6 +209,8 @@ int run_bench(const BenchFlags& f) {
     for (int i = 0; i < f.warmup + f.repeat; ++i) {
       backend->synchronize();
       reset_gpu_memory_peak();
+      // "bench run 1" is the first call, warm-ups included: a profiler can pick one steady-state run.
+      const TraceRange trace_run(fmt::format("bench run {}", i + 1));
       const auto start = Clock::now();
       const infinity::GenerateResult g = model.generate(text, o, runner.get());
       const auto t_vae = Clock::now();

@@ -17,14 +17,25 @@ struct PermuteGeometry {
   int64_t in_strides[kMaxDims];  // input stride of the dimension that output dimension d reads
 };
 
-template <typename U>
-__global__ void permute_kernel(const U* __restrict__ x, U* __restrict__ y, int64_t n, PermuteGeometry g) {
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < n; o += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = o, src = 0;
-    for (int d = g.ndim - 1; d >= 0; --d) {
-      const int64_t i = rest % g.out_dims[d];
-      rest /= g.out_dims[d];
-      src += i * g.in_strides[d];
+// Index: uint32_t whenever the tensor has fewer than 2^31 elements (units of U): the per-element index
+// arithmetic is then 32-bit division, several times cheaper than 64-bit, which otherwise bounds the kernel
+// (a [2, 16, 4096, 128] bf16 head split/merge ran at ~1/4 of the memory bandwidth with 64-bit indices).
+template <typename U, typename Index>
+__global__ void permute_kernel(const U* __restrict__ x, U* __restrict__ y, Index n, PermuteGeometry g) {
+  Index out_dims[kMaxDims], in_strides[kMaxDims];
+#pragma unroll
+  for (int d = 0; d < kMaxDims; ++d) {
+    out_dims[d] = static_cast<Index>(g.out_dims[d]);
+    in_strides[d] = static_cast<Index>(g.in_strides[d]);
+  }
+  for (Index o = blockIdx.x * Index(blockDim.x) + threadIdx.x; o < n; o += Index(gridDim.x) * blockDim.x) {
+    Index rest = o, src = 0;
+#pragma unroll
+    for (int d = kMaxDims - 1; d >= 0; --d) {
+      if (d >= g.ndim) continue;
+      const Index i = rest % out_dims[d];
+      rest /= out_dims[d];
+      src += i * in_strides[d];
     }
     y[o] = x[src];
   }
@@ -48,7 +59,11 @@ void launch_as(const void* x, void* y, const std::vector<int64_t>& in_shape, con
     n *= g.out_dims[d];
   }
   if (n == 0) return;
-  permute_kernel<U><<<grid_for(n, 256), 256, 0, stream>>>(static_cast<const U*>(x), static_cast<U*>(y), n, g);
+  if (n < (int64_t{1} << 31))  // o + the grid stride (at most 2^28) stays below 2^32
+    permute_kernel<U, uint32_t><<<grid_for(n, 256), 256, 0, stream>>>(static_cast<const U*>(x), static_cast<U*>(y),
+                                                                       static_cast<uint32_t>(n), g);
+  else
+    permute_kernel<U, int64_t><<<grid_for(n, 256), 256, 0, stream>>>(static_cast<const U*>(x), static_cast<U*>(y), n, g);
   CUDA_CHECK_LAUNCH();
 }
 }  // namespace

@@ -12,23 +12,27 @@ namespace {
 
 constexpr int kThreads = 256;  // 8 warps, 8 head vectors per block
 
-template <typename T, int N>
+// Index: the row decomposition's integer type, uint32_t when there are fewer than 2^31 rows (always, in
+// practice): a warp handles one 128-element row, so 64-bit divisions would cost more than the row's traffic.
+template <typename T, int N, typename Index>
 __global__ void qkv_to_attention_kernel(const T* __restrict__ qkv, const T* __restrict__ q_scale,
                                         const float* __restrict__ cos_table, const float* __restrict__ sin_table,
                                         T* __restrict__ q, T* __restrict__ k_cache, T* __restrict__ v_cache,
                                         QkvArgs a) {
   const int lane = threadIdx.x & 31;
   const int64_t D = a.head_dim, half = D / 2;
-  const int64_t rows = a.batch * a.tokens * 3 * a.heads;
-  const int64_t warps = int64_t(gridDim.x) * (blockDim.x >> 5);
+  const Index heads = static_cast<Index>(a.heads), tokens = static_cast<Index>(a.tokens);
+  const Index rows = static_cast<Index>(a.batch * a.tokens * 3 * a.heads);
+  const Index warps = Index(gridDim.x) * (blockDim.x >> 5);
   // r is the same for the 32 lanes of a warp, so every branch below is warp-uniform (the shuffles need that).
-  for (int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; r < rows; r += warps) {
-    const int64_t h = r % a.heads;
-    const int which = static_cast<int>((r / a.heads) % 3);  // 0 q, 1 k, 2 v
-    const int64_t bt = r / (3 * a.heads), t = bt % a.tokens, b = bt / a.tokens;
-    const T* in = qkv + r * D;
-    T* out = which == 0 ? q + ((b * a.heads + h) * a.tokens + t) * D
-                        : (which == 1 ? k_cache : v_cache) + ((b * a.heads + h) * a.capacity + a.offset + t) * D;
+  for (Index r = (Index(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; r < rows; r += warps) {
+    const Index h = r % heads, hr = r / heads;
+    const int which = static_cast<int>(hr % 3);  // 0 q, 1 k, 2 v
+    const Index bt = hr / 3, t = bt % tokens, b = bt / tokens;
+    const T* in = qkv + int64_t(r) * D;
+    const int64_t head = int64_t(b) * a.heads + h;
+    T* out = which == 0 ? q + (head * a.tokens + t) * D
+                        : (which == 1 ? k_cache : v_cache) + (head * a.capacity + a.offset + t) * D;
     if (which == 2) {
       for (int64_t c = lane * N; c < D; c += 32 * N) {
         float v[N];
@@ -83,8 +87,11 @@ void launch_qkv_to_attention(DType dtype, const void* qkv, const void* q_scale, 
     const bool quads = a.head_dim % 4 == 0 && aligned_to(pin, quad) && aligned_to(pq, quad) && aligned_to(pk, quad) &&
                        aligned_to(pv, quad);
     const unsigned grid = grid_for(rows, kThreads / 32);
-    if (quads) qkv_to_attention_kernel<T, 4><<<grid, kThreads, 0, stream>>>(pin, ps, cos, sin, pq, pk, pv, a);
-    else qkv_to_attention_kernel<T, 2><<<grid, kThreads, 0, stream>>>(pin, ps, cos, sin, pq, pk, pv, a);
+    const bool narrow = rows < (int64_t{1} << 31) - int64_t{grid} * (kThreads / 32);  // r + warps fits 32 bits
+    if (quads && narrow) qkv_to_attention_kernel<T, 4, uint32_t><<<grid, kThreads, 0, stream>>>(pin, ps, cos, sin, pq, pk, pv, a);
+    else if (quads) qkv_to_attention_kernel<T, 4, int64_t><<<grid, kThreads, 0, stream>>>(pin, ps, cos, sin, pq, pk, pv, a);
+    else if (narrow) qkv_to_attention_kernel<T, 2, uint32_t><<<grid, kThreads, 0, stream>>>(pin, ps, cos, sin, pq, pk, pv, a);
+    else qkv_to_attention_kernel<T, 2, int64_t><<<grid, kThreads, 0, stream>>>(pin, ps, cos, sin, pq, pk, pv, a);
     CUDA_CHECK_LAUNCH();
   });
 }
