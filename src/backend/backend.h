@@ -12,8 +12,9 @@
 //  - shapes, dtypes and devices are validated before any work; a mismatch throws sparvar::Error naming the
 //    op, the argument and both shapes;
 //  - in/out aliasing (y the same tensor as x) is allowed for elementwise ops (activation, add, mul,
-//    adaln_modulate, rope, l2_normalize, softmax, norms, layer_norm_modulate, gated_residual's y), not for
-//    linear, attention, conv2d, resample, permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes;
+//    adaln_modulate, rope, l2_normalize, softmax, norms (group_norm_nhwc too), layer_norm_modulate,
+//    gated_residual's y), not for linear, attention, conv2d, conv2d_nhwc, resample, upsample_nearest_nhwc,
+//    permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes;
 //  - integer tensors: sample_bits and bits_to_codes take U8 bits (both backends store U8 tensors for them).
 #pragma once
 
@@ -84,6 +85,10 @@ struct AttentionParams {
                                           // all Nk valid. Every len >= 1.
                                           // Keys and values no query row can see (past its kv length and its
                                           // mask end) are never read: they may hold anything, NaN included.
+  // Token-major q / out: [B, Nq, H, D] (what a linear layer writes and reads, viewed per head) instead of
+  // [B, H, Nq, D]; saves the head split / merge permutes around the call. k and v stay [B, H, Nk, D].
+  bool q_tokens_major = false;
+  bool out_tokens_major = false;
 };
 
 class Backend {
@@ -188,7 +193,8 @@ class Backend {
   virtual void bits_to_codes(const Tensor& bits, int patch, float zero, float one, Tensor& codes) = 0;
 
   // ---- attention ----------------------------------------------------------------------------------
-  // Dense attention. q [B, H, Nq, D], k and v [B, H, Nk, D], out [B, H, Nq, D]; softmax in fp32.
+  // Dense attention. q [B, H, Nq, D], k and v [B, H, Nk, D], out [B, H, Nq, D] (q and out [B, Nq, H, D] with
+  // params.q_tokens_major / out_tokens_major); softmax in fp32.
   // A query row with no visible key (cannot happen with valid masks) is an error, not NaN.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& params,
                          Tensor& out) = 0;
@@ -203,6 +209,23 @@ class Backend {
   // Nearest (floor(dst * in/out)), Bilinear and Bicubic (align_corners=False, cubic A = -0.75, border
   // clamped), Area (adaptive average pooling).
   virtual void resample(const Tensor& x, ResampleMode mode, Tensor& y) = 0;
+
+  // ---- images, channels last (NHWC) ----------------------------------------------------------------
+  // The BSQ-VAE decoder's layout on the GPU: cuDNN's tensor-core convolutions work on NHWC, and a group's
+  // channels are contiguous within every pixel. The defaults (nhwc_by_permute.h) compose the NCHW ops above
+  // through permute: correct everywhere, slow; the CPU and CUDA backends override them.
+  // x [N, H, W, Cin], w [Cout, kh, kw, Cin], bias [Cout] or null, residual [N, Ho, Wo, Cout] or null; zero padding
+  // `pad` on every side, `stride`; y [N, Ho, Wo, Cout] = conv(x, w) + bias + residual, Ho and Wo as for conv2d.
+  // (The residual add is the decoder's skip connection, fused into the convolution's epilogue where possible.)
+  virtual void conv2d_nhwc(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual, int stride,
+                           int pad, Tensor& y);
+  // x [N, H, W, C], C divisible by groups; w, b [C] or null. Mean and variance per (image, group) over
+  // (H, W, C/groups), then y = act((x - mean) / sqrt(var + eps) * w + b). y may be x.
+  virtual void group_norm_nhwc(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps,
+                               Activation act, Tensor& y);
+  // Nearest-neighbour upsampling by whole factors: x [N, H, W, C] (H, W > 0) -> y [N, fy * H, fx * W, C], the
+  // factors fy, fx >= 1 read from the shapes; y[n, i, j, c] = x[n, i / fy, j / fx, c].
+  virtual void upsample_nearest_nhwc(const Tensor& x, Tensor& y);
 };
 
 // Backend::record's fallback: the body, run again at every replay.
@@ -238,3 +261,6 @@ GpuMemoryStats gpu_memory_stats();
 void reset_gpu_memory_peak();
 
 }  // namespace sparvar
+
+// The default channels-last ops (inline: every Backend, the test doubles too, links without another library).
+#include "backend/nhwc_by_permute.h"

@@ -13,9 +13,10 @@
 // The fused ops with several outputs or integer tensors (qkv_to_attention, copy_slice, sample_bits,
 // bits_to_codes) and the timing events are in test_backend_ops_fused.cpp.
 //
-// conv2d and attention run twice: on the default paths (cuDNN for BF16 attention and every conv2d; see
+// conv2d, conv2d_nhwc and attention run twice: on the default paths (cuDNN for BF16 attention and every conv; see
 // src/backend/cuda/cudnn_runner.h) and, marked [ours], on a second backend with SPARVAR_CONV=im2col and
-// SPARVAR_ATTENTION=ours (im2col + cuBLASLt, our attention kernels).
+// SPARVAR_ATTENTION=ours (im2col + cuBLASLt, our attention kernels). conv2d_nhwc runs twice more, marked
+// [fuse=bias] and [fuse=none], with less of its epilogue inside the cuDNN graph (SPARVAR_CONV_NHWC_FUSE).
 //
 //   test_backend_ops [--small] [--filter SUBSTRING]
 // --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
@@ -44,9 +45,17 @@ struct Input {
   Shape shape;
   bool f32_always = false;  // rope's cos/sin tables are F32 whatever the op's dtype
   float scale = 1.0f;
+  float shift = 0.0f;       // added to every value (then rounded to bf16 again): a mean far from 0
 };
 
-Tensor random_host(const Input& in) { return random_normal(in.shape, in.scale); }
+Tensor random_host(const Input& in) {
+  Tensor t = random_normal(in.shape, in.scale);
+  if (in.shift != 0.0f) {
+    float* p = t.data_as<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = bf16_to_float(float_to_bf16(p[i] + in.shift));
+  }
+  return t;
+}
 
 struct Case {
   std::string op;
@@ -302,6 +311,33 @@ std::vector<Case> make_cases(const Options& o) {
     cases.push_back(c);
   }
 
+  // ---- attention with token-major q and/or out ([B, N, H, D]: the layout of the linear layers around it)
+  struct TokensMajorAtt { int64_t b, h, nq, nk, d; std::vector<int32_t> kv; bool q_tm, out_tm; };
+  const std::vector<TokensMajorAtt> tm_atts = {
+      {2, 16, tokens, 77, 128, {77, 23}, true, true},  // Infinity's cross-attention
+      {2, 8, 300, 77, 64, {60, 77}, true, true},
+      {2, 4, 100, 130, 128, {}, false, true},           // self-attention: q from the KV-cache writer
+      {2, 16, 256, 512, 128, {400, 400}, false, true},
+      {1, 2, 50, 60, 80, {}, true, false},              // head dim off the tensor-core path
+      {2, 3, 70, 130, 128, {}, true, false},
+  };
+  for (const TokensMajorAtt& a : tm_atts) {
+    AttentionParams params;
+    params.softmax_scale = 1.0f / std::sqrt(float(a.d));
+    params.kv_lengths = a.kv;
+    params.q_tokens_major = a.q_tm;
+    params.out_tokens_major = a.out_tm;
+    const std::string desc = fmt::format("B={} H={} Nq={} Nk={} D={}{}{}{}", a.b, a.h, a.nq, a.nk, a.d,
+                                         a.kv.empty() ? "" : " kv_lengths", a.q_tm ? " q tokens-major" : "",
+                                         a.out_tm ? " out tokens-major" : "");
+    const Shape q = a.q_tm ? Shape{a.b, a.nq, a.h, a.d} : Shape{a.b, a.h, a.nq, a.d};
+    const Shape out = a.out_tm ? Shape{a.b, a.nq, a.h, a.d} : Shape{a.b, a.h, a.nq, a.d};
+    Case c{"attention", desc, {{q}, {{a.b, a.h, a.nk, a.d}}, {{a.b, a.h, a.nk, a.d}}}, out,
+           [params](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.attention(in[0], in[1], in[2], params, y); }};
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
+
   // ---- attention over a KV cache or padded text: keys past a row's kv length are NaN (they must never be read).
   // BF16 runs cuDNN's SDPA: equal lengths read the cache in place (K/V described with the capacity's strides),
   // unequal lengths go through the padding mask. F32 runs our kernels.
@@ -322,7 +358,10 @@ std::vector<Case> make_cases(const Options& o) {
     params.softmax_scale = 1.0f / std::sqrt(float(a.d));
     params.kv_lengths = a.kv;
     std::string lens;
-    for (int32_t l : a.kv) lens += (lens.empty() ? "" : ",") + std::to_string(l);
+    for (int32_t l : a.kv) {  // (not "" + to_string: GCC 12's -Wrestrict misfires on it once inlined here)
+      if (!lens.empty()) lens += ',';
+      lens += std::to_string(l);
+    }
     const std::string desc =
         fmt::format("B={} H={} Nq={} Nk={} D={} {} kv=[{}] NaN tail", a.b, a.h, a.nq, a.capacity, a.d, a.what, lens);
     Case c{"attention", desc,
@@ -390,6 +429,86 @@ std::vector<Case> make_cases(const Options& o) {
     cases.push_back(c);
   }
 
+  // ---- conv2d_nhwc: the decoder's convolutions channels-last, with the bias and the skip connection fused.
+  // Inputs: x, w, then bias and residual when the case has them.
+  struct ConvNhwc { Shape x; int64_t cout, k; int stride, pad; bool bias, residual; };
+  for (const ConvNhwc& cv : std::vector<ConvNhwc>{{{1, 16, 16, 3}, 16, 3, 1, 1, true, false},      // Cin 3
+                                                  {{1, 32, 32, 14}, 64, 3, 1, 1, true, false},     // d56 conv_in
+                                                  {{1, 64, 64, 32}, 128, 3, 1, 1, true, false},    // d32 conv_in
+                                                  {{2, 16, 16, 64}, 64, 3, 1, 1, true, true},
+                                                  {{1, 32, 32, 128}, 128, 3, 1, 1, false, true},
+                                                  {{1, vae_side, vae_side, 128}, 128, 3, 1, 1, true, true},
+                                                  {{1, 32, 32, 512}, 512, 3, 1, 1, true, true},
+                                                  {{1, 64, 64, 256}, 128, 1, 1, 0, true, false},   // shortcut
+                                                  {{2, 16, 16, 64}, 32, 1, 1, 0, false, true},
+                                                  {{1, 32, 32, 128}, 3, 3, 1, 1, true, false},     // RGB out
+                                                  {{1, vae_side, vae_side, 128}, 8, 3, 1, 1, true, false},  // padded
+                                                  {{1, 9, 7, 5}, 3, 3, 2, 1, true, true}}) {
+    const int64_t ho = (cv.x[1] + 2 * cv.pad - cv.k) / cv.stride + 1;
+    const int64_t wo = (cv.x[2] + 2 * cv.pad - cv.k) / cv.stride + 1;
+    const Shape w = {cv.cout, cv.k, cv.k, cv.x[3]}, out = {cv.x[0], ho, wo, cv.cout};
+    const int bias_at = cv.bias ? 2 : -1, residual_at = cv.residual ? (cv.bias ? 3 : 2) : -1;
+    Case c{"conv2d_nhwc",
+           shape_list({cv.x, w}) + fmt::format(" s={} p={}{}{}", cv.stride, cv.pad, cv.bias ? " bias" : "",
+                                               cv.residual ? " residual" : ""),
+           {{cv.x}, {w, false, 1.0f / std::sqrt(float(cv.x[3] * cv.k * cv.k))}}, out,
+           [cv, bias_at, residual_at](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             be.conv2d_nhwc(in[0], in[1], bias_at >= 0 ? &in[static_cast<size_t>(bias_at)] : nullptr,
+                            residual_at >= 0 ? &in[static_cast<size_t>(residual_at)] : nullptr, cv.stride, cv.pad, y);
+           }};
+    if (cv.bias) c.inputs.push_back({{cv.cout}});
+    if (cv.residual) c.inputs.push_back({out});
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
+
+  // ---- group_norm_nhwc: 32 groups, or 24 when C % 32 != 0 (the decoder's rule); the fused SiLU; a mean of 100
+  // next to a spread of 1 (statistics that cancel, like E[x^2] - E[x]^2 in fp32, fail it); more channels than the
+  // kernel takes (the permute default).
+  struct GnNhwc { Shape x; int groups; bool affine; Activation act; float shift; bool inplace; };
+  const int64_t gn_side = o.small ? 128 : 512;
+  for (const GnNhwc& g : std::vector<GnNhwc>{{{1, 16, 16, 32}, 32, true, Activation::Silu, 0.0f, false},
+                                             {{2, 8, 8, 64}, 32, true, Activation::None, 0.0f, false},
+                                             {{1, 32, 32, 128}, 32, true, Activation::Silu, 0.0f, false},
+                                             {{1, 16, 16, 48}, 24, true, Activation::Silu, 0.0f, false},
+                                             {{2, 12, 12, 72}, 24, false, Activation::None, 0.0f, false},
+                                             {{1, 9, 11, 3}, 3, true, Activation::Silu, 0.0f, false},
+                                             {{2, 5, 7, 14}, 7, true, Activation::None, 0.0f, false},
+                                             {{1, 64, 64, 512}, 32, true, Activation::Silu, 0.0f, false},
+                                             {{1, gn_side, gn_side, 128}, 32, true, Activation::Silu, 0.0f, false},
+                                             {{1, 32, 32, 256}, 32, true, Activation::Silu, 100.0f, false},
+                                             {{2, 16, 16, 64}, 32, false, Activation::None, 100.0f, false},
+                                             {{1, 16, 16, 64}, 32, true, Activation::Silu, 0.0f, true},
+                                             {{1, 4, 4, 8192}, 32, true, Activation::Silu, 0.0f, false}}) {
+    const int64_t C = g.x[3];
+    Case c{"group_norm_nhwc",
+           shape_string(g.x) + fmt::format(" groups={}{} act={}{}{}", g.groups, g.affine ? " w,b" : "", act_name(g.act),
+                                           g.shift != 0.0f ? fmt::format(" mean={}", g.shift) : "",
+                                           g.inplace ? " in-place" : ""),
+           {{g.x, false, g.shift != 0.0f ? 1.0f : 2.0f, g.shift}}, g.x,
+           [g](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+             be.group_norm_nhwc(in[0], g.groups, g.affine ? &in[1] : nullptr, g.affine ? &in[2] : nullptr, 1e-6f,
+                                g.act, y);
+           }};
+    if (g.affine) c.inputs.insert(c.inputs.end(), {{{C}}, {{C}}});
+    c.inplace = g.inplace;
+    cases.push_back(c);
+  }
+
+  // ---- upsample_nearest_nhwc: the decoder's 2x, other whole factors, channel counts off the 16-byte path
+  for (auto [x, out] : std::vector<std::pair<Shape, Shape>>{{{1, 16, 16, 3}, {1, 32, 32, 3}},
+                                                            {{2, 8, 8, 64}, {2, 16, 16, 64}},
+                                                            {{1, 64, 64, 128}, {1, 128, 128, 128}},
+                                                            {{1, 32, 32, 512}, {1, 64, 64, 512}},
+                                                            {{1, 5, 7, 14}, {1, 10, 14, 14}},
+                                                            {{1, 4, 4, 8}, {1, 12, 12, 8}},
+                                                            {{1, 3, 5, 16}, {1, 6, 15, 16}},
+                                                            {{1, 4, 4, 8}, {1, 4, 4, 8}}}) {
+    Case c{"upsample_nhwc", shape_list({x, out}), {{x}}, out,
+           [](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.upsample_nearest_nhwc(in[0], y); }};
+    cases.push_back(c);
+  }
+
   // ---- resample
   const std::pair<ResampleMode, const char*> modes[] = {{ResampleMode::Nearest, "nearest"},
                                                         {ResampleMode::Bilinear, "bilinear"},
@@ -445,6 +564,8 @@ void run_bad_input_checks(Backend& gpu, Tally& tally) {
   Tensor x = dev({4, 64}), w_bad = dev({32, 48}), b_bad = dev({3, 64}), x32 = dev({4, 64}, DType::F32);
   Tensor q = dev({1, 2, 10, 64}), k = dev({1, 2, 12, 64});
   Tensor img = dev({1, 3, 8, 8}), wconv = dev({4, 5, 3, 3});
+  Tensor img_nhwc = dev({1, 8, 8, 3}), w_nhwc = dev({4, 3, 3, 3}), w_nhwc_cin5 = dev({4, 3, 3, 5});
+  Tensor residual_bad = dev({1, 8, 8, 5});
   Tensor table_bf16 = dev({10, 32}), host = random_host({{4, 64}});
   AttentionParams bad_mask;
   bad_mask.mask.q_ends = {4, 9};  // must end at Nq = 10
@@ -466,6 +587,20 @@ void run_bad_input_checks(Backend& gpu, Tally& tally) {
       {"conv2d Cin mismatch", [&](Tensor& y) { gpu.conv2d(img, wconv, nullptr, 1, 1, y); }, {1, 4, 8, 8}},
       {"group_norm groups", [&](Tensor& y) { gpu.group_norm(img, 2, nullptr, nullptr, 1e-5f, y); }, {1, 3, 8, 8}},
       {"resample batch mismatch", [&](Tensor& y) { gpu.resample(img, ResampleMode::Bilinear, y); }, {2, 3, 4, 4}},
+      {"conv2d_nhwc Cin mismatch",
+       [&](Tensor& y) { gpu.conv2d_nhwc(img_nhwc, w_nhwc_cin5, nullptr, nullptr, 1, 1, y); }, {1, 8, 8, 4}},
+      {"conv2d_nhwc residual shape",
+       [&](Tensor& y) { gpu.conv2d_nhwc(img_nhwc, w_nhwc, nullptr, &residual_bad, 1, 1, y); }, {1, 8, 8, 4}},
+      {"conv2d_nhwc output shape", [&](Tensor& y) { gpu.conv2d_nhwc(img_nhwc, w_nhwc, nullptr, nullptr, 1, 1, y); },
+       {1, 8, 7, 4}},
+      {"group_norm_nhwc groups",
+       [&](Tensor& y) { gpu.group_norm_nhwc(img_nhwc, 2, nullptr, nullptr, 1e-6f, Activation::Silu, y); },
+       {1, 8, 8, 3}},
+      {"group_norm_nhwc w shape",
+       [&](Tensor& y) { gpu.group_norm_nhwc(img_nhwc, 3, &residual_bad, nullptr, 1e-6f, Activation::None, y); },
+       {1, 8, 8, 3}},
+      {"upsample_nhwc factor", [&](Tensor& y) { gpu.upsample_nearest_nhwc(img_nhwc, y); }, {1, 12, 16, 3}},
+      {"upsample_nhwc channels", [&](Tensor& y) { gpu.upsample_nearest_nhwc(img_nhwc, y); }, {1, 16, 16, 4}},
       {"host tensor to a cuda op", [&](Tensor& y) { gpu.activation(host, Activation::Silu, y); }, {4, 64}},
   };
   for (const Bad& bad : bads) {
@@ -522,10 +657,23 @@ int main(int argc, char** argv) {
     setenv("SPARVAR_ATTENTION", "ours", 1);
     auto gpu_ours = make_cuda_backend(0);
     for (Case c : make_cases(options)) {
-      if (c.op != "conv2d" && c.op != "attention") continue;
+      if (c.op != "conv2d" && c.op != "conv2d_nhwc" && c.op != "attention") continue;
       c.desc += " [ours]";
       if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
       run_case(*cpu, *gpu_ours, c, tally);
+    }
+    gpu_ours.reset();
+    // conv2d_nhwc with less fused into cuDNN's graph: the rest goes through our epilogue pass.
+    setenv("SPARVAR_CONV", "cudnn", 1);
+    for (const char* fuse : {"bias", "none"}) {
+      setenv("SPARVAR_CONV_NHWC_FUSE", fuse, 1);
+      auto gpu_fuse = make_cuda_backend(0);
+      for (Case c : make_cases(options)) {
+        if (c.op != "conv2d_nhwc" || c.inputs.size() < 3) continue;  // only cases with a bias or a residual
+        c.desc += fmt::format(" [fuse={}]", fuse);
+        if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
+        run_case(*cpu, *gpu_fuse, c, tally);
+      }
     }
     run_fused_cases(*cpu, *gpu, options, tally);
     if (options.filter.empty() || std::string("bad-input").find(options.filter) != std::string::npos)

@@ -152,3 +152,34 @@ TEST_F(CpuBackendTest, ImageErrors) {
   Tensor same = randn({1, 1, 4, 4}, 7);
   expect_error([&] { be->resample(same, ResampleMode::Nearest, same); }, {"resample", "in place"});
 }
+
+TEST_F(CpuBackendTest, NhwcImageErrors) {
+  Tensor x = randn({1, 8, 8, 3}, 1), w = randn({4, 3, 3, 2}, 2), y = poisoned({1, 8, 8, 4});
+  expect_error([&] { be->conv2d_nhwc(x, w, nullptr, nullptr, 1, 1, y); },
+               {"conv2d_nhwc", "w [4,3,3,2]", "Cin = 3", "x [1,8,8,3]"}, &y);
+  Tensor w3 = randn({4, 3, 3, 3}, 3), r5 = randn({1, 8, 8, 5}, 4);
+  expect_error([&] { be->conv2d_nhwc(x, w3, nullptr, &r5, 1, 1, y); },
+               {"conv2d_nhwc", "residual", "[1,8,8,5]", "[1,8,8,4]"}, &y);
+  Tensor y_bad = poisoned({1, 7, 8, 4});
+  expect_error([&] { be->conv2d_nhwc(x, w3, nullptr, nullptr, 1, 1, y_bad); },
+               {"conv2d_nhwc", "[1,7,8,4]", "[1,8,8,4]"}, &y_bad);
+  Tensor b5 = randn({5}, 5);
+  expect_error([&] { be->conv2d_nhwc(x, w3, &b5, nullptr, 1, 1, y); }, {"conv2d_nhwc", "bias", "[5]"}, &y);
+  expect_error([&] { be->conv2d_nhwc(x, w3, nullptr, &y, 1, 1, y); }, {"conv2d_nhwc", "residual", "in place"});
+  expect_error([&] { be->conv2d_nhwc(bf16({1, 8, 8, 3}), w3, nullptr, nullptr, 1, 1, y); }, {"conv2d_nhwc", "f32"}, &y);
+
+  Tensor g = randn({1, 4, 4, 6}, 6), gy = poisoned({1, 4, 4, 6}), w5 = randn({5}, 7);
+  expect_error([&] { be->group_norm_nhwc(g, 4, nullptr, nullptr, 1e-6f, Activation::Silu, gy); },
+               {"group_norm_nhwc", "4 groups"}, &gy);
+  expect_error([&] { be->group_norm_nhwc(g, 3, &w5, nullptr, 1e-6f, Activation::Silu, gy); },
+               {"group_norm_nhwc", "w", "[5]", "[6]"}, &gy);
+  Tensor gy_bad = poisoned({1, 4, 6, 4});
+  expect_error([&] { be->group_norm_nhwc(g, 3, nullptr, nullptr, 1e-6f, Activation::None, gy_bad); },
+               {"group_norm_nhwc", "[1,4,6,4]", "[1,4,4,6]"}, &gy_bad);
+
+  Tensor u = poisoned({1, 12, 16, 3});
+  expect_error([&] { be->upsample_nearest_nhwc(x, u); }, {"upsample_nearest_nhwc", "[1,12,16,3]", "whole factors"}, &u);
+  Tensor u_c = poisoned({1, 16, 16, 4});
+  expect_error([&] { be->upsample_nearest_nhwc(x, u_c); }, {"upsample_nearest_nhwc", "[1,16,16,4]"}, &u_c);
+  expect_error([&] { be->upsample_nearest_nhwc(randn({1, 0, 4, 3}, 8), u); }, {"upsample_nearest_nhwc", "empty"}, &u);
+}

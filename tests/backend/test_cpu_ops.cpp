@@ -325,6 +325,38 @@ TEST_F(CpuBackendTest, Attention) {
   }
 }
 
+// Token-major q / out ([B, N, H, D]) give the head-major result, transposed.
+TEST_F(CpuBackendTest, AttentionTokensMajor) {
+  const int64_t B = 2, H = 3, Nq = 7, Nk = 11, D = 16;
+  Tensor q = randn({B, H, Nq, D}, 30, 2.0f), k = randn({B, H, Nk, D}, 31, 2.0f), v = randn({B, H, Nk, D}, 32);
+  AttentionParams p;
+  p.softmax_scale = 0.25f;
+  p.kv_lengths = {11, 4};
+  const std::vector<double> want = ref_attention(q, k, v, p);
+  std::vector<double> want_tm(want.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t n = 0; n < Nq; ++n)
+        for (int64_t d = 0; d < D; ++d)
+          want_tm[size_t(((b * Nq + n) * H + h) * D + d)] = want[size_t(((b * H + h) * Nq + n) * D + d)];
+  Tensor q_tm = poisoned({B, Nq, H, D});
+  be->permute(q, {0, 2, 1, 3}, q_tm);
+  for (const bool q_tokens_major : {false, true})
+    for (const bool out_tokens_major : {false, true}) {
+      AttentionParams tp = p;
+      tp.q_tokens_major = q_tokens_major;
+      tp.out_tokens_major = out_tokens_major;
+      Tensor out = poisoned(out_tokens_major ? Shape{B, Nq, H, D} : Shape{B, H, Nq, D});
+      be->attention(q_tokens_major ? q_tm : q, k, v, tp, out);
+      EXPECT_CLOSE(out, out_tokens_major ? want_tm : want) << q_tokens_major << out_tokens_major;
+    }
+  // A head-major q handed over as token-major has the wrong shape for the output it names.
+  AttentionParams bad = p;
+  bad.q_tokens_major = bad.out_tokens_major = true;
+  Tensor out = poisoned({B, H, Nq, D});
+  EXPECT_THROW(be->attention(q_tm, k, v, bad, out), Error);
+}
+
 // Keys and values no query row can see (past its kv length and mask end: the unfilled tail of a KV cache,
 // padded text) may hold anything, NaN included; a masked key given weight 0 but still multiplied in (0 * NaN)
 // would turn the whole output row NaN. Regression: the pipeline's KV cache tail was read this way.

@@ -48,14 +48,15 @@ __global__ void gather_kernel(const Src* __restrict__ src, int64_t src_rows, con
 
 template <typename Dst, int VEC>
 __global__ void scatter_kernel(const bf16* __restrict__ src, int64_t src_slots, const int32_t* __restrict__ slot_of_row,
-                               int64_t rows, Dst* __restrict__ dst, int64_t bh_count, int dim) {
+                               int64_t rows, Dst* __restrict__ dst, int64_t bh_count, int dim, int64_t dst_heads) {
   const int chunks = dim / VEC;
   const int64_t total = bh_count * rows * chunks;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
     const int c = static_cast<int>(i % chunks);
     const int64_t row = (i / chunks) % rows, bh = i / (int64_t{chunks} * rows);
+    const int64_t dst_row = dst_heads > 0 ? ((bh / dst_heads) * rows + row) * dst_heads + bh % dst_heads : bh * rows + row;
     move<bf16, Dst, VEC>(src + (bh * src_slots + slot_of_row[row]) * dim + int64_t{c} * VEC,
-                         dst + (bh * rows + row) * dim + int64_t{c} * VEC);
+                         dst + dst_row * dim + int64_t{c} * VEC);
   }
 }
 
@@ -90,8 +91,10 @@ cudaError_t gather_rows_to_tiles_bf16(const void* src, bool src_f32, int64_t src
 }
 
 cudaError_t scatter_tiles_to_rows(const void* src, int64_t src_slots, const int32_t* slot_of_row, int64_t rows,
-                                  void* dst, bool dst_f32, int64_t bh_count, int dim, cudaStream_t stream) {
-  if (dim <= 0 || rows < 0 || bh_count < 0) return cudaErrorInvalidValue;
+                                  void* dst, bool dst_f32, int64_t bh_count, int dim, cudaStream_t stream,
+                                  int64_t dst_heads) {
+  if (dim <= 0 || rows < 0 || bh_count < 0 || dst_heads < 0 || (dst_heads > 0 && bh_count % dst_heads != 0))
+    return cudaErrorInvalidValue;
   if (rows == 0 || bh_count == 0) return cudaSuccess;
   const bool vec = dim % 8 == 0 && aligned16(src) && aligned16(dst);
   const int vw = vec ? 8 : 1;
@@ -99,12 +102,12 @@ cudaError_t scatter_tiles_to_rows(const void* src, int64_t src_slots, const int3
   const auto* s = static_cast<const bf16*>(src);
   if (dst_f32) {
     auto* d = static_cast<float*>(dst);
-    if (vec) scatter_kernel<float, 8><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim);
-    else scatter_kernel<float, 1><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim);
+    if (vec) scatter_kernel<float, 8><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim, dst_heads);
+    else scatter_kernel<float, 1><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim, dst_heads);
   } else {
     auto* d = static_cast<bf16*>(dst);
-    if (vec) scatter_kernel<bf16, 8><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim);
-    else scatter_kernel<bf16, 1><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim);
+    if (vec) scatter_kernel<bf16, 8><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim, dst_heads);
+    else scatter_kernel<bf16, 1><<<grid, 256, 0, stream>>>(s, src_slots, slot_of_row, rows, d, bh_count, dim, dst_heads);
   }
   return cudaGetLastError();
 }

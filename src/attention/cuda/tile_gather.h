@@ -18,8 +18,10 @@ cudaError_t gather_rows_to_tiles_bf16(const void* src, bool src_f32, int64_t src
                                       int64_t slots, void* dst, int64_t bh_count, int dim, cudaStream_t stream);
 
 // For every (bh, row < rows): dst[bh, row, :] = src[bh, slot_of_row[row], :]. src: bf16 [bh_count, src_slots,
-// dim]; dst: [bh_count, rows, dim] in bf16 or f32 (dst_f32).
+// dim]; dst: [bh_count, rows, dim] in bf16 or f32 (dst_f32), or with dst_heads > 0 token-major
+// [bh_count / dst_heads, rows, dst_heads, dim] (bh = batch * dst_heads + head: what the output projection reads).
 cudaError_t scatter_tiles_to_rows(const void* src, int64_t src_slots, const int32_t* slot_of_row, int64_t rows,
-                                  void* dst, bool dst_f32, int64_t bh_count, int dim, cudaStream_t stream);
+                                  void* dst, bool dst_f32, int64_t bh_count, int dim, cudaStream_t stream,
+                                  int64_t dst_heads = 0);
 
 }  // namespace sparvar::attn_cuda

@@ -55,6 +55,28 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   check_f32(q, op, "q");
   check_f32(k, op, "k");
   check_f32(v, op, "v");
+  if (params.q_tokens_major || params.out_tokens_major) {
+    // The reference works head-major: token-major q / out go through permutes.
+    SPARVAR_CHECK(q.ndim() == 4, "attention: q must be {}, got {}",
+                  params.q_tokens_major ? "[B, Nq, H, D]" : "[B, H, Nq, D]", shape_string(q.shape()));
+    const int64_t B = q.dim(0), H = q.dim(params.q_tokens_major ? 2 : 1), Nq = q.dim(params.q_tokens_major ? 1 : 2),
+                  D = q.dim(3);
+    if (params.out_tokens_major) check_output(out, {B, Nq, H, D}, op);
+    check_disjoint(q, out, op, "q");
+    check_disjoint(k, out, op, "k");
+    check_disjoint(v, out, op, "v");
+    AttentionParams head_major = params;
+    head_major.q_tokens_major = head_major.out_tokens_major = false;
+    Tensor qh = q;
+    if (params.q_tokens_major) {
+      qh = empty({B, H, Nq, D}, DType::F32);
+      permute(q, {0, 2, 1, 3}, qh);
+    }
+    Tensor oh = params.out_tokens_major ? empty({B, H, Nq, D}, DType::F32) : out;
+    attention(qh, k, v, head_major, oh);
+    if (params.out_tokens_major) permute(oh, {0, 2, 1, 3}, out);
+    return;
+  }
   SPARVAR_CHECK(q.ndim() == 4, "attention: q must be [B, H, Nq, D], got {}", shape_string(q.shape()));
   const int64_t B = q.dim(0), H = q.dim(1), Nq = q.dim(2), D = q.dim(3);
   SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D,

@@ -1,6 +1,7 @@
 // The CPU reference backend: fp32 only, every op of backend.h. GEMMs (linear, conv2d, attention) go to
 // OpenBLAS, which threads itself; every other loop runs on this backend's thread pool. One .cpp per group of
-// ops (gemm, elementwise, norm, rope, qkv, sampling, attention, conv2d, resample, permute).
+// ops (gemm, elementwise, norm, rope, qkv, sampling, attention, conv2d, resample, permute; the channels-last image
+// ops conv2d_nhwc, group_norm_nhwc, upsample_nhwc).
 //
 // Storage policy: the CPU backend holds F32 tensors, and U8 for sampled bits. empty() and upload() refuse any
 // other dtype (a bf16 upload on the CPU would only lose precision for nothing); upload() accepts host tensors
@@ -57,6 +58,13 @@ class CpuBackend final : public Backend {
   void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int stride, int pad, Tensor& y) override;
   void group_norm(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Tensor& y) override;
   void resample(const Tensor& x, ResampleMode mode, Tensor& y) override;
+
+  // Channels-last images (conv2d_nhwc.cpp, group_norm_nhwc.cpp, upsample_nhwc.cpp).
+  void conv2d_nhwc(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual, int stride, int pad,
+                   Tensor& y) override;
+  void group_norm_nhwc(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Activation act,
+                       Tensor& y) override;
+  void upsample_nearest_nhwc(const Tensor& x, Tensor& y) override;
 
   ThreadPool& pool() { return pool_; }
 

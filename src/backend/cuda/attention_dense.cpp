@@ -60,15 +60,17 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
                             Tensor& out) {
   constexpr const char* op = "attention";
   check_compute(q, op, "q");
-  SPARVAR_CHECK(q.ndim() == 4, "{}: q must be [B, H, Nq, D], got {}", op, shape_string(q.shape()));
-  const int64_t B = q.dim(0), H = q.dim(1), Nq = q.dim(2), D = q.dim(3);
+  SPARVAR_CHECK(q.ndim() == 4, "{}: q must be {}, got {}", op, params.q_tokens_major ? "[B, Nq, H, D]" : "[B, H, Nq, D]",
+                shape_string(q.shape()));
+  const int64_t B = q.dim(0), H = q.dim(params.q_tokens_major ? 2 : 1), Nq = q.dim(params.q_tokens_major ? 1 : 2),
+                D = q.dim(3);
   check_compute_like(k, q, op, "k");
   SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D,
                 "{}: k {} does not match q {} (expected [{},{},Nk,{}])", op, shape_string(k.shape()),
                 shape_string(q.shape()), B, H, D);
   const int64_t Nk = k.dim(2);
   check_shaped_like(v, q, k.shape(), op, "v");
-  check_output(out, q, q.shape(), op);
+  check_output(out, q, params.out_tokens_major ? Shape{B, Nq, H, D} : Shape{B, H, Nq, D}, op);
   check_disjoint(q, out, op, "q");
   check_disjoint(k, out, op, "k");
   check_disjoint(v, out, op, "v");
@@ -102,12 +104,14 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
     problem.d = D;
     problem.scale = params.softmax_scale;
     problem.kv_lengths = params.kv_lengths;
+    problem.q_tokens_major = params.q_tokens_major;
+    problem.out_tokens_major = params.out_tokens_major;
     if (wanted && cudnn.attention(problem, q.data(), k.data(), v.data(), out.data())) return;
   }
   SPARVAR_CHECK(B * H <= 65535, "{}: B * H = {} exceeds the grid limit 65535", op, B * H);
 
   const AttentionArgs args{q.data(), k.data(), v.data(), out.data(), H, Nq, Nk, static_cast<int>(D),
-                           params.softmax_scale * kLog2e};
+                           params.softmax_scale * kLog2e, params.q_tokens_major, params.out_tokens_major};
   launch_dense_attention(q.dtype(), args, vis, B * H, stream_);
 }
 

@@ -68,16 +68,18 @@ struct FlashSmem {
   static constexpr size_t kBytes = sizeof(bf16) * (kTile + 4 * kFlashKeys * kStride);  // Q, K[2], V[2]
 };
 
-// Copies rows [row0, row0 + 64) of a [rows, D] bf16 matrix into a padded shared tile; rows >= rows_total are zero.
+// Copies rows [row0, row0 + 64) of a [rows, D] bf16 matrix (rows `row_stride` elements apart) into a padded
+// shared tile; rows >= rows_total are zero.
 template <int D>
-__device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* src, int64_t row0, int64_t rows_total) {
+__device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* src, int64_t row0, int64_t rows_total,
+                                                int64_t row_stride = D) {
   constexpr int kChunksPerRow = D / 8;
   constexpr int kChunks = kFlashRows * kChunksPerRow;
   for (int c = threadIdx.x; c < kChunks; c += kFlashThreads) {
     const int r = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const int64_t row = row0 + r;
     const bool inside = row < rows_total;
-    cp_async16(tile + r * FlashSmem<D>::kStride + col, src + (inside ? row : 0) * D + col, inside ? 16 : 0);
+    cp_async16(tile + r * FlashSmem<D>::kStride + col, src + (inside ? row : 0) * row_stride + col, inside ? 16 : 0);
   }
 }
 
@@ -94,10 +96,11 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t bh = blockIdx.y, batch = bh / args.heads;
   const int64_t q0 = static_cast<int64_t>(blockIdx.x) * kFlashRows;
-  const bf16* q = static_cast<const bf16*>(args.q) + bh * args.nq * D;
+  const bf16* q = static_cast<const bf16*>(args.q) + args.row_base(bh, args.q_tokens_major);
   const bf16* k = static_cast<const bf16*>(args.k) + bh * args.nk * D;
   const bf16* v = static_cast<const bf16*>(args.v) + bh * args.nk * D;
-  bf16* o = static_cast<bf16*>(args.o) + bh * args.nq * D;
+  bf16* o = static_cast<bf16*>(args.o) + args.row_base(bh, args.o_tokens_major);
+  const int64_t q_stride = args.row_stride(args.q_tokens_major), o_stride = args.row_stride(args.o_tokens_major);
 
   // The block walks keys up to the furthest visible key of any of its rows.
   if (threadIdx.x == 0) block_key_end = 0;
@@ -113,7 +116,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   // Keys at or past block_key_end are never read (they load as zeros): no row sees them, and a KV cache's
   // unwritten tail may hold anything, NaN included (0 x NaN would poison the P.V product).
   const int64_t key_end = block_key_end;
-  load_tile_async<D>(q_tile, q, q0, args.nq);
+  load_tile_async<D>(q_tile, q, q0, args.nq, q_stride);
   load_tile_async<D>(k_tiles, k, 0, key_end);
   load_tile_async<D>(v_tiles, v, 0, key_end);
   cp_async_commit();
@@ -231,9 +234,9 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   for (int dt = 0; dt < D / 8; ++dt) {
     const int col = dt * 8 + (lane % 4) * 2;
     if (row_a < args.nq)
-      *reinterpret_cast<uint32_t*>(o + row_a * D + col) = pack_bf16(acc[dt][0] * inv_a, acc[dt][1] * inv_a);
+      *reinterpret_cast<uint32_t*>(o + row_a * o_stride + col) = pack_bf16(acc[dt][0] * inv_a, acc[dt][1] * inv_a);
     if (row_b < args.nq)
-      *reinterpret_cast<uint32_t*>(o + row_b * D + col) = pack_bf16(acc[dt][2] * inv_b, acc[dt][3] * inv_b);
+      *reinterpret_cast<uint32_t*>(o + row_b * o_stride + col) = pack_bf16(acc[dt][2] * inv_b, acc[dt][3] * inv_b);
   }
 }
 
@@ -256,17 +259,18 @@ __global__ void __launch_bounds__(kGenericWarps * 32) generic_attention_kernel(A
   const int64_t bh = blockIdx.y, batch = bh / args.heads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kGenericWarps + warp;
   const bool active = row < args.nq;
-  const T* q = static_cast<const T*>(args.q) + bh * args.nq * d;
+  const T* q = static_cast<const T*>(args.q) + args.row_base(bh, args.q_tokens_major);
   const T* k = static_cast<const T*>(args.k) + bh * args.nk * d;
   const T* v = static_cast<const T*>(args.v) + bh * args.nk * d;
-  T* o = static_cast<T*>(args.o) + bh * args.nq * d;
+  T* o = static_cast<T*>(args.o) + args.row_base(bh, args.o_tokens_major);
+  const int64_t q_stride = args.row_stride(args.q_tokens_major), o_stride = args.row_stride(args.o_tokens_major);
 
   if (threadIdx.x == 0) block_key_end = 0;
   __syncthreads();
   const int64_t end = active ? vis.visible_end(row, batch) : 0;
   if (lane == 0 && active) atomicMax(&block_key_end, static_cast<int>(end));
   float* qr = q_rows + warp * d;
-  for (int i = lane; i < d; i += 32) qr[i] = active ? to_float(q[row * d + i]) : 0.0f;
+  for (int i = lane; i < d; i += 32) qr[i] = active ? to_float(q[row * q_stride + i]) : 0.0f;
   __syncthreads();
 
   constexpr int kPerLane = kMaxHeadDim / 32;
@@ -306,7 +310,7 @@ __global__ void __launch_bounds__(kGenericWarps * 32) generic_attention_kernel(A
   const float inv = 1.0f / l;
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i)
-    if (lane + 32 * i < d) o[row * d + lane + 32 * i] = from_float<T>(acc[i] * inv);
+    if (lane + 32 * i < d) o[row * o_stride + lane + 32 * i] = from_float<T>(acc[i] * inv);
 }
 
 template <int D>

@@ -38,13 +38,20 @@ struct AttentionVisibility {
 };
 
 struct AttentionArgs {
-  const void* q;  // [B, H, Nq, D]
+  const void* q;  // [B, H, Nq, D], or [B, Nq, H, D] when q_tokens_major
   const void* k;  // [B, H, Nk, D]
   const void* v;  // [B, H, Nk, D]
-  void* o;        // [B, H, Nq, D]
+  void* o;        // [B, H, Nq, D], or [B, Nq, H, D] when o_tokens_major
   int64_t heads, nq, nk;
   int d;             // <= kMaxHeadDim
   float scale_log2;  // softmax_scale * log2(e): the kernels exponentiate with exp2
+  bool q_tokens_major = false, o_tokens_major = false;
+
+  // Element offset of (batch * heads + head) bh's first q or o row, and the distance between its rows.
+  __host__ __device__ int64_t row_base(int64_t bh, bool tokens_major) const {
+    return tokens_major ? ((bh / heads) * nq * heads + bh % heads) * d : bh * nq * d;
+  }
+  __host__ __device__ int64_t row_stride(bool tokens_major) const { return tokens_major ? heads * d : d; }
 };
 
 // The tensor-core kernel for bf16 with D = 64 or 128 and 16-byte aligned tensors, else the generic one.

@@ -68,6 +68,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 CudaBackend::~CudaBackend() {
   gemm_.reset();
   conv_columns_ = DeviceBuffer();
+  norm_scratch_ = DeviceBuffer();
   if (stream_) {
     (void)cudaSetDevice(device_);
     (void)cudaStreamSynchronize(stream_);

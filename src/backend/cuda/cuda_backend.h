@@ -63,16 +63,27 @@ class CudaBackend final : public Backend {
   void group_norm(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Tensor& y) override;
   void resample(const Tensor& x, ResampleMode mode, Tensor& y) override;
 
+  // Channels-last images (conv2d_nhwc.cpp, group_norm_nhwc.cpp, upsample_nhwc.cpp).
+  void conv2d_nhwc(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual, int stride, int pad,
+                   Tensor& y) override;
+  void group_norm_nhwc(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Activation act,
+                       Tensor& y) override;
+  void upsample_nearest_nhwc(const Tensor& x, Tensor& y) override;
+
   cudaStream_t stream() const { return stream_; }
 
  private:
   void make_current() const;
+  // conv2d_nhwc without cuDNN (validated arguments): im2col + cuBLASLt through linear(), then the residual.
+  void conv2d_nhwc_gemm(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* residual, int stride,
+                        int pad, Tensor& y);
 
   int device_;
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<GemmRunner> gemm_;
-  DeviceBuffer conv_columns_;  // im2col scratch, grown on demand and kept
+  DeviceBuffer conv_columns_;  // im2col scratch (conv2d, conv2d_nhwc), grown on demand and kept
+  DeviceBuffer norm_scratch_;  // group_norm_nhwc's partial statistics and per-channel table, grown on demand
   // cuDNN for conv2d and attention (cudnn_runner.h): handle, graph caches, workspace; made on first use. A
   // shared_ptr, so that neither this header nor the destructor needs the type.
   std::shared_ptr<CudnnRunner> cudnn_;

@@ -8,7 +8,10 @@
 // for NHWC strides (eng45), with a workspace of exactly size(x) + size(y) for NCHW and none for NHWC: the
 // transposes are the whole difference. Transposing ourselves around an NHWC graph would move the same bytes and
 // could not be merged into the neighbouring GroupNorm / SiLU / upsampling (NCHW kernels), so we let cuDNN do it,
-// as torch does for NCHW (contiguous_format) tensors. The real saving would be an NHWC decoder end to end.
+// as torch does for NCHW (contiguous_format) tensors. The real saving is an NHWC decoder end to end: conv2d_nhwc
+// describes channels-last x [n, h, w, cin], KRSC w and y with their real strides (no transposes), and adds the bias
+// and the decoder's residual as pointwise nodes after the convolution, so that cuDNN's epilogue writes the block's
+// output in one pass (SPARVAR_CONV_NHWC_FUSE, cudnn_runner.h).
 // A conv + bias pointwise graph goes to another engine (eng10, same workspace), whose speed against eng45 we have
 // not measured; by default the bias is therefore our channel-bias pass after the convolution (torch splits it the
 // same way), SPARVAR_CONV=cudnn-fused asks for the fused graph.
@@ -35,11 +38,13 @@
 #include <cstring>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cudnn_kernels.h"
 #include "backend/cuda/gemm_cublaslt.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/nhwc_kernels.h"
 #include "core/error.h"
 
 namespace fe = cudnn_frontend;
@@ -49,6 +54,7 @@ namespace sparvar::cuda {
 struct CudnnRunner::Graph {
   std::shared_ptr<fe::graph::Graph> graph;  // null: cuDNN refused the problem
   bool bias_fused = false;
+  bool residual_fused = false;
   bool needs_tuning = false;  // SPARVAR_CUDNN_AUTOTUNE: every candidate built, time them on the first run
   int64_t workspace = 0;
   std::string plan;
@@ -58,7 +64,7 @@ struct CudnnRunner::Graph {
 namespace {
 
 // Tensor uids of the graphs.
-constexpr int64_t kConvX = 1, kConvW = 2, kConvBias = 3, kConvY = 4;
+constexpr int64_t kConvX = 1, kConvW = 2, kConvBias = 3, kConvY = 4, kConvResidual = 5;
 constexpr int64_t kQ = 1, kK = 2, kV = 3, kO = 4, kSeqQ = 5, kSeqKv = 6;
 
 using Clock = std::chrono::steady_clock;
@@ -77,6 +83,11 @@ const char* env_value(const char* name) {
 }
 
 std::string conv_string(const CudnnConvProblem& p) {
+  if (p.channels_last) {
+    return fmt::format("{} NHWC x [{},{},{},{}] w [{},{},{},{}] stride {} pad {}{}{}", dtype_name(p.dtype), p.n, p.h,
+                       p.w, p.cin, p.cout, p.kh, p.kw, p.cin, p.stride, p.pad, p.bias ? " bias" : "",
+                       p.residual ? " residual" : "");
+  }
   return fmt::format("{} x [{},{},{},{}] w [{},{},{},{}] stride {} pad {}{}", dtype_name(p.dtype), p.n, p.cin, p.h,
                      p.w, p.cout, p.cin, p.kh, p.kw, p.stride, p.pad, p.bias ? " bias" : "");
 }
@@ -124,9 +135,18 @@ std::string describe_plan(CudnnRunner::Graph& entry) {
   return {};
 }
 
-// The conv2d graph of a problem: NCHW x, w, y as they lie in memory (see the top of this file), optionally the
-// bias add as a pointwise node. Every tensor declared `alignment`-byte aligned (the least of the pointers').
-std::shared_ptr<fe::graph::Graph> describe_conv(const CudnnConvProblem& p, bool fuse_bias, uint32_t alignment) {
+// Strides of a tensor with cuDNN's dims [n, c, h, w]: NCHW, or channels-last memory [n, h, w, c] (for the weights:
+// KRSC, [k, r, s, c]).
+std::vector<int64_t> conv_strides(bool channels_last, int64_t c, int64_t h, int64_t w) {
+  if (channels_last) return {h * w * c, 1, w * c, c};
+  return {c * h * w, h * w, w, 1};
+}
+
+// The conv graph of a problem: x, w, y as they lie in memory (NCHW or channels-last; see the top of this file),
+// optionally the residual and the bias adds as pointwise nodes after it (the residual first: cuDNN's fused
+// conv + z + bias pattern). Every tensor declared `alignment`-byte aligned (the least of the pointers').
+std::shared_ptr<fe::graph::Graph> describe_conv(const CudnnConvProblem& p, bool fuse_bias, bool fuse_residual,
+                                                uint32_t alignment) {
   auto g = std::make_shared<fe::graph::Graph>();
   const fe::DataType_t io = fe_type(p.dtype);
   g->set_io_data_type(io).set_intermediate_data_type(fe::DataType_t::FLOAT).set_compute_data_type(
@@ -136,13 +156,13 @@ std::shared_ptr<fe::graph::Graph> describe_conv(const CudnnConvProblem& p, bool 
                          .set_name("x")
                          .set_uid(kConvX)
                          .set_dim({p.n, p.cin, p.h, p.w})
-                         .set_stride({p.cin * p.h * p.w, p.h * p.w, p.w, 1})
+                         .set_stride(conv_strides(p.channels_last, p.cin, p.h, p.w))
                          .set_alignment(align));
   auto w = g->tensor(fe::graph::Tensor_attributes()
                          .set_name("w")
                          .set_uid(kConvW)
                          .set_dim({p.cout, p.cin, p.kh, p.kw})
-                         .set_stride({p.cin * p.kh * p.kw, p.kh * p.kw, p.kw, 1})
+                         .set_stride(conv_strides(p.channels_last, p.cin, p.kh, p.kw))
                          .set_alignment(align));
   auto y = g->conv_fprop(x, w,
                          fe::graph::Conv_fprop_attributes()
@@ -150,12 +170,28 @@ std::shared_ptr<fe::graph::Graph> describe_conv(const CudnnConvProblem& p, bool 
                              .set_padding({p.pad, p.pad})
                              .set_stride({p.stride, p.stride})
                              .set_dilation({1, 1}));
+  const std::vector<int64_t> y_stride = conv_strides(p.channels_last, p.cout, p.ho, p.wo);
+  if (fuse_residual) {
+    auto residual = g->tensor(fe::graph::Tensor_attributes()
+                                  .set_name("residual")
+                                  .set_uid(kConvResidual)
+                                  .set_dim({p.n, p.cout, p.ho, p.wo})
+                                  .set_stride(y_stride)
+                                  .set_data_type(io)
+                                  .set_alignment(align));
+    y = g->pointwise(y, residual,
+                     fe::graph::Pointwise_attributes()
+                         .set_name("residual_add")
+                         .set_mode(fe::PointwiseMode_t::ADD)
+                         .set_compute_data_type(fe::DataType_t::FLOAT));
+  }
   if (fuse_bias) {
     auto bias = g->tensor(fe::graph::Tensor_attributes()
                               .set_name("bias")
                               .set_uid(kConvBias)
                               .set_dim({1, p.cout, 1, 1})
-                              .set_stride({p.cout, 1, 1, 1})
+                              .set_stride(p.channels_last ? std::vector<int64_t>{p.cout, 1, p.cout, p.cout}
+                                                          : std::vector<int64_t>{p.cout, 1, 1, 1})
                               .set_data_type(io)
                               .set_alignment(align));
     y = g->pointwise(y, bias,
@@ -167,7 +203,7 @@ std::shared_ptr<fe::graph::Graph> describe_conv(const CudnnConvProblem& p, bool 
   y->set_output(true)
       .set_uid(kConvY)
       .set_dim({p.n, p.cout, p.ho, p.wo})
-      .set_stride({p.cout * p.ho * p.wo, p.ho * p.wo, p.wo, 1})
+      .set_stride(y_stride)
       .set_data_type(io)
       .set_alignment(align);
   return g;
@@ -186,7 +222,7 @@ std::vector<fe::NumericalNote_t> conv_barred_notes(DType dtype) {
   return barred;
 }
 
-// The SDPA graph: q, out [b, heads, nq, d] contiguous; k, v [b, heads, keys, d] with `row_stride` rows between
+// The SDPA graph: q, out [b, heads, nq, d] contiguous (each may be [b, nq, heads, d]: tokens-major); k, v [b, heads, keys, d] with `row_stride` rows between
 // heads; with `mask`, cuDNN's padding mask over int32 [b, 1, 1, 1] seq_len_q / seq_len_kv inputs.
 // With a kernel cache (SPARVAR_SDPA_KERNEL_CACHE): a dynamic-shape graph on the composite implementation, whose
 // compiled kernels later graphs of other shapes reuse from the cache.
@@ -199,7 +235,10 @@ std::shared_ptr<fe::graph::Graph> describe_attention(const CudnnAttentionProblem
       .set_compute_data_type(fe::DataType_t::FLOAT);
   if (kernel_cache) g->set_dynamic_shape_enabled(true).set_kernel_cache(kernel_cache);
   const int64_t B = p.b, H = p.heads, D = p.d;
-  const std::vector<int64_t> q_stride = {H * p.nq * D, p.nq * D, D, 1};
+  auto rows_stride = [&](bool tokens_major) {
+    return tokens_major ? std::vector<int64_t>{p.nq * H * D, D, H * D, 1} : std::vector<int64_t>{H * p.nq * D, p.nq * D, D, 1};
+  };
+  const std::vector<int64_t> q_stride = rows_stride(p.q_tokens_major), o_stride = rows_stride(p.out_tokens_major);
   const std::vector<int64_t> kv_stride = {H * row_stride * D, row_stride * D, D, 1};
   auto q = g->tensor(
       fe::graph::Tensor_attributes().set_name("q").set_uid(kQ).set_dim({B, H, p.nq, D}).set_stride(q_stride));
@@ -225,7 +264,7 @@ std::shared_ptr<fe::graph::Graph> describe_attention(const CudnnAttentionProblem
     options.set_padding_mask(true).set_seq_len_q(seq_q).set_seq_len_kv(seq_kv);
   }
   auto outputs = g->sdpa(q, k, v, options);
-  outputs[0]->set_output(true).set_uid(kO).set_dim({B, H, p.nq, D}).set_stride(q_stride);
+  outputs[0]->set_output(true).set_uid(kO).set_dim({B, H, p.nq, D}).set_stride(o_stride);
   return g;
 }
 
@@ -241,6 +280,13 @@ CudnnRunner::CudnnRunner(int device, cudaStream_t stream) : device_(device), str
     else if (s == "cudnn-fused") conv_mode_ = ConvMode::CudnnFused, conv_forced_ = true;
     else if (s == "im2col") conv_mode_ = ConvMode::Im2col;
     else fail("SPARVAR_CONV={}: expected auto, cudnn, cudnn-fused or im2col", s);
+  }
+  if (const char* v = env_value("SPARVAR_CONV_NHWC_FUSE")) {
+    const std::string_view s(v);
+    if (s == "all") nhwc_fuse_ = NhwcFuse::All;
+    else if (s == "bias") nhwc_fuse_ = NhwcFuse::Bias;
+    else if (s == "none") nhwc_fuse_ = NhwcFuse::None;
+    else fail("SPARVAR_CONV_NHWC_FUSE={}: expected all, bias or none", s);
   }
   if (const char* v = env_value("SPARVAR_ATTENTION")) {
     const std::string_view s(v);
@@ -326,15 +372,20 @@ void CudnnRunner::run(Graph& entry, std::unordered_map<int64_t, void*>& pack, co
                 one_line(status.get_message()));
 }
 
-CudnnRunner::Graph* CudnnRunner::conv_graph(const CudnnConvProblem& p, bool fuse_bias, uint32_t alignment) {
+CudnnRunner::Graph* CudnnRunner::conv_graph(const CudnnConvProblem& p, bool fuse_bias, bool fuse_residual,
+                                            uint32_t alignment, const char* fallback) {
   const ConvKey key{static_cast<int>(p.dtype), p.n, p.cin, p.h, p.w, p.cout, p.kh, p.kw, p.stride, p.pad,
-                    fuse_bias, alignment};
+                    fuse_bias, fuse_residual, p.channels_last, alignment};
   if (auto it = conv_graphs_.find(key); it != conv_graphs_.end()) return it->second.get();
   ensure_handle();
   const Clock::time_point t0 = Clock::now();
   auto entry = std::make_unique<Graph>();
-  std::shared_ptr<fe::graph::Graph> g = describe_conv(p, fuse_bias, alignment);
-  entry->what = conv_string(p) + (fuse_bias ? " (bias fused)" : "") +
+  std::shared_ptr<fe::graph::Graph> g = describe_conv(p, fuse_bias, fuse_residual, alignment);
+  const char* fused = fuse_bias && fuse_residual ? " (residual and bias fused)"
+                      : fuse_bias               ? " (bias fused)"
+                      : fuse_residual           ? " (residual fused)"
+                                                : "";
+  entry->what = conv_string(p) + fused +
                 (alignment < 16 ? fmt::format(" (pointers {}-byte aligned)", alignment) : "");
   const std::string& what = entry->what;
   std::string why = build_graph(*g, static_cast<cudnnHandle_t>(handle_),
@@ -346,28 +397,29 @@ CudnnRunner::Graph* CudnnRunner::conv_graph(const CudnnConvProblem& p, bool fuse
   }
   if (entry->graph) {
     entry->bias_fused = fuse_bias;
+    entry->residual_fused = fuse_residual;
     entry->needs_tuning = autotune_;
     log(fmt::format("cuDNN conv2d {}: plan {}, workspace {} bytes, built in {:.1f} ms", what, entry->plan,
                     entry->workspace, ms_since(t0)));
   } else {
-    log(fmt::format("cuDNN conv2d {}: refused ({}), using {}", what, one_line(why),
-                    fuse_bias ? "the unfused graph" : "im2col + cuBLASLt"));
+    log(fmt::format("cuDNN conv2d {}: refused ({}), using {}", what, one_line(why), fallback));
   }
   return conv_graphs_.emplace(key, std::move(entry)).first->second.get();
 }
 
 bool CudnnRunner::conv2d(const CudnnConvProblem& p, const void* x, const void* w, const void* bias, void* y) {
+  SPARVAR_CHECK(!p.channels_last && !p.residual, "cuDNN conv2d: channels-last problems go to conv2d_nhwc");
   if (conv_mode_ == ConvMode::Im2col) return false;
   if (p.dtype != DType::BF16 && p.dtype != DType::F32) return false;
   uint32_t alignment = std::min({pointer_alignment(x), pointer_alignment(w), pointer_alignment(y)});
   if (p.bias) alignment = std::min(alignment, pointer_alignment(bias));
   Graph* entry = nullptr;
   if (p.bias && conv_mode_ == ConvMode::CudnnFused) {
-    entry = conv_graph(p, true, alignment);
+    entry = conv_graph(p, true, false, alignment, "the unfused graph");
     if (!entry->graph) entry = nullptr;
   }
   if (!entry) {
-    entry = conv_graph(p, false, alignment);
+    entry = conv_graph(p, false, false, alignment, "im2col + cuBLASLt");
     if (!entry->graph) return false;
   }
   std::unordered_map<int64_t, void*> pack = {
@@ -378,11 +430,56 @@ bool CudnnRunner::conv2d(const CudnnConvProblem& p, const void* x, const void* w
   return true;
 }
 
+bool CudnnRunner::conv2d_nhwc(const CudnnConvProblem& p, const void* x, const void* w, const void* bias,
+                              const void* residual, void* y) {
+  if (conv_mode_ == ConvMode::Im2col || !p.channels_last) return false;
+  if (p.dtype != DType::BF16 && p.dtype != DType::F32) return false;
+  uint32_t alignment = std::min({pointer_alignment(x), pointer_alignment(w), pointer_alignment(y)});
+  if (p.bias) alignment = std::min(alignment, pointer_alignment(bias));
+  if (p.residual) alignment = std::min(alignment, pointer_alignment(residual));
+  // Most fused first; each refusal is cached, so later calls of this signature go straight to the graph that built.
+  struct Fusion {
+    bool bias, residual;
+    const char* fallback;
+  };
+  std::vector<Fusion> tries;
+  if (p.residual && nhwc_fuse_ == NhwcFuse::All) {
+    tries.push_back({p.bias, true, p.bias ? "the graph with the bias only" : "the plain graph"});
+  }
+  if (p.bias && nhwc_fuse_ != NhwcFuse::None) tries.push_back({true, false, "the plain graph"});
+  tries.push_back({false, false, "im2col + cuBLASLt"});
+  for (const Fusion& f : tries) {
+    Graph* entry = conv_graph(p, f.bias, f.residual, alignment, f.fallback);
+    if (!entry->graph) continue;
+    std::unordered_map<int64_t, void*> pack = {
+        {kConvX, const_cast<void*>(x)}, {kConvW, const_cast<void*>(w)}, {kConvY, y}};
+    if (entry->bias_fused) pack[kConvBias] = const_cast<void*>(bias);
+    if (entry->residual_fused) pack[kConvResidual] = const_cast<void*>(residual);
+    try {
+      run(*entry, pack, "conv2d_nhwc");
+    } catch (const Error& e) {
+      // A graph cuDNN built but cannot execute (not seen; the frontend checks support first) is treated as refused
+      // from now on, and this call moves down the list. Nothing was written to y that the next try will not rewrite.
+      spdlog::warn("cuDNN conv2d {}: failed to run ({}), refusing it from now on and using {}", entry->what,
+                   one_line(e.what()), f.fallback);
+      entry->graph.reset();
+      continue;
+    }
+    // What the graph did not add: one pass of our epilogue.
+    const void* rest_bias = p.bias && !entry->bias_fused ? bias : nullptr;
+    const void* rest_residual = p.residual && !entry->residual_fused ? residual : nullptr;
+    launch_conv_epilogue_nhwc(p.dtype, y, rest_bias, rest_residual, p.n * p.ho * p.wo, p.cout, stream_);
+    return true;
+  }
+  return false;
+}
+
 CudnnRunner::Graph* CudnnRunner::attention_graph(const CudnnAttentionProblem& p, int64_t keys, int64_t row_stride,
                                                  bool mask) {
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &p.scale, sizeof(scale_bits));
-  const AttentionKey key{p.b, p.heads, p.nq, keys, p.d, row_stride, mask, scale_bits};
+  const AttentionKey key{p.b, p.heads, p.nq, keys, p.d, row_stride, mask, scale_bits, p.q_tokens_major,
+                         p.out_tokens_major};
   if (auto it = attention_graphs_.find(key); it != attention_graphs_.end()) return it->second.get();
   ensure_handle();
   const Clock::time_point t0 = Clock::now();
@@ -395,8 +492,9 @@ CudnnRunner::Graph* CudnnRunner::attention_graph(const CudnnAttentionProblem& p,
   }
   std::shared_ptr<fe::graph::Graph> g = describe_attention(p, keys, row_stride, mask, kernel_cache);
   const int64_t B = p.b, H = p.heads, D = p.d;
-  entry->what = fmt::format("q [{},{},{},{}] k,v [{},{},{},{}] (row stride {}){}{} scale {}", B, H, p.nq, D, B, H,
-                             keys, D, row_stride, mask ? " padding mask" : "", kernel_cache ? " dynamic-shape" : "",
+  entry->what = fmt::format("q [{},{},{},{}] k,v [{},{},{},{}] (row stride {}){}{}{}{} scale {}", B, H, p.nq, D, B,
+                             H, keys, D, row_stride, mask ? " padding mask" : "", kernel_cache ? " dynamic-shape" : "",
+                             p.q_tokens_major ? " q tokens-major" : "", p.out_tokens_major ? " out tokens-major" : "",
                              p.scale);
   const std::string& what = entry->what;
   std::string why = build_graph(*g, static_cast<cudnnHandle_t>(handle_), {fe::HeurMode_t::A}, {}, false);

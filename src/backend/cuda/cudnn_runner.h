@@ -1,22 +1,26 @@
-// conv2d and dense attention on cuDNN through its C++ frontend (graph API), with graphs built once per problem
-// signature and cached. One CudnnRunner per CudaBackend (made on the first conv2d / attention call): one cuDNN
-// handle bound to the backend's stream, the graph caches, one workspace grown on demand. The frontend headers stay
-// inside cudnn_runner.cpp; this header is plain C++ (host code, like the other .cpp-side headers).
+// conv2d (NCHW and channels-last) and dense attention on cuDNN through its C++ frontend (graph API), with graphs
+// built once per problem signature and cached. One CudnnRunner per CudaBackend (made on the first conv2d / attention
+// call): one cuDNN handle bound to the backend's stream, the graph caches, one workspace grown on demand. The
+// frontend headers stay inside cudnn_runner.cpp; this header is plain C++ (host code, like the other .cpp-side
+// headers).
 //
 // The runner answers "not mine" (returns false) for problems cuDNN refuses, and remembers the refusal, so the
-// caller runs its own kernels for them (conv2d: im2col + cuBLASLt; attention: attention_dense.cu). A failure while
-// running an accepted graph is a sparvar::Error naming the op and the shapes.
+// caller runs its own kernels for them (conv2d, conv2d_nhwc: im2col + cuBLASLt; attention: attention_dense.cu). A
+// failure while running an accepted graph is a sparvar::Error naming the op and the shapes.
 //
 // Environment (read when the runner is made):
 //   SPARVAR_CONV=cudnn (default) | cudnn-fused | im2col
 //       cudnn: the convolution on cuDNN, bias added by our channel-bias pass (what torch does);
 //       cudnn-fused: conv + bias as one cuDNN graph (another engine) when cuDNN takes it, else as cudnn;
-//       im2col: our im2col + cuBLASLt path for every conv2d (for comparison).
+//       im2col: our im2col + cuBLASLt path for every conv2d and conv2d_nhwc (for comparison).
+//   SPARVAR_CONV_NHWC_FUSE=all (default) | bias | none   conv2d_nhwc's epilogue: all: bias and residual added inside
+//       the cuDNN graph; bias: only the bias in the graph, the residual by our epilogue pass; none: the convolution
+//       alone in cuDNN, bias and residual by our one epilogue pass. A graph cuDNN refuses falls back down this list.
 //   SPARVAR_ATTENTION=cudnn (default) | ours    ours: our kernels for every dense attention (for comparison).
 //   SPARVAR_CUDNN_AUTOTUNE=1   conv2d: build every heuristic candidate of a new shape and keep the fastest on its
 //       first run (like torch.backends.cudnn.benchmark); default: cuDNN's heuristic first choice.
-//   SPARVAR_CUDNN_LOG=1        log every graph built or refused (plan, workspace, build time) at info level
-//       (otherwise at debug level, which `sparvar -v` shows).
+//   SPARVAR_CUDNN_LOG=1        log every graph built or refused (plan, workspace, build time, what was fused) at
+//       info level (otherwise at debug level, which `sparvar -v` shows).
 //   SPARVAR_SDPA_SANITIZE=0    diagnostic: skip the zero-padded copy of K/V for batches with unequal kv_lengths
 //       (see attention() below), to check whether cuDNN itself leaves the masked rows unread.
 //   SPARVAR_SDPA_KERNEL_CACHE=1  experimental: SDPA graphs with dynamic shapes on cuDNN's composite implementation,
@@ -40,12 +44,16 @@
 
 namespace sparvar::cuda {
 
-// x [n, cin, h, w] (NCHW, contiguous), w [cout, cin, kh, kw], bias [cout] or none, y [n, cout, ho, wo].
+// NCHW: x [n, cin, h, w] (contiguous), w [cout, cin, kh, kw], bias [cout] or none, y [n, cout, ho, wo].
+// channels_last: x [n, h, w, cin], w [cout, kh, kw, cin] (KRSC), bias [cout] or none, residual and y
+// [n, ho, wo, cout].
 struct CudnnConvProblem {
   DType dtype = DType::BF16;  // F32 or BF16, every tensor
   int64_t n = 0, cin = 0, h = 0, w = 0, cout = 0, kh = 0, kw = 0, ho = 0, wo = 0;
   int stride = 1, pad = 0;
   bool bias = false;
+  bool residual = false;       // channels_last only
+  bool channels_last = false;
 };
 
 // q, out [b, heads, nq, d]; k, v [b, heads, nk, d] (contiguous, BF16); kv_lengths: b entries in [1, nk], or empty.
@@ -53,11 +61,14 @@ struct CudnnAttentionProblem {
   int64_t b = 0, heads = 0, nq = 0, nk = 0, d = 0;
   float scale = 1.0f;
   std::vector<int32_t> kv_lengths;
+  bool q_tokens_major = false, out_tokens_major = false;  // [b, nq, heads, d] (AttentionParams)
 };
 
 class CudnnRunner {
  public:
   enum class ConvMode { Cudnn, CudnnFused, Im2col };
+  // What conv2d_nhwc asks cuDNN to add inside its graph (SPARVAR_CONV_NHWC_FUSE).
+  enum class NhwcFuse { All, Bias, None };
   // Auto (default): cuDNN for large problems only (attention_dense.cpp says why); Cudnn: whenever it can.
   enum class AttentionMode { Auto, Cudnn, Ours };
 
@@ -74,6 +85,13 @@ class CudnnRunner {
   // y = conv(x, w) (+ bias). True when cuDNN ran it; false when cuDNN refuses the problem (or SPARVAR_CONV=im2col):
   // nothing was queued, the caller runs its own path.
   bool conv2d(const CudnnConvProblem& p, const void* x, const void* w, const void* bias, void* y);
+
+  // Channels-last: y = conv(x, w) (+ bias) (+ residual). Graphs are tried most fused first (bias and residual as
+  // pointwise adds after the convolution, then bias only, then the convolution alone, as SPARVAR_CONV_NHWC_FUSE
+  // allows); what the graph that ran did not add, our epilogue pass adds. True when cuDNN ran the convolution;
+  // false when it refuses even the plain NHWC graph (or SPARVAR_CONV=im2col): nothing was queued.
+  bool conv2d_nhwc(const CudnnConvProblem& p, const void* x, const void* w, const void* bias, const void* residual,
+                   void* y);
 
   // out = softmax(scale q k^T, keys past kv_lengths[b] masked) v. True when cuDNN ran it; false when it refuses.
   // Keys past a batch item's kv length are never read (they may hold NaN):
@@ -95,10 +113,12 @@ class CudnnRunner {
   void run(Graph& entry, std::unordered_map<int64_t, void*>& pack, const char* op);
 
   using ConvKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool,
-                             uint32_t>;
-  using AttentionKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, uint32_t>;
+                             bool, bool, uint32_t>;
+  using AttentionKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, uint32_t, bool, bool>;
 
-  Graph* conv_graph(const CudnnConvProblem& p, bool fuse_bias, uint32_t alignment);
+  // fallback: what runs instead when cuDNN refuses this graph (for the log).
+  Graph* conv_graph(const CudnnConvProblem& p, bool fuse_bias, bool fuse_residual, uint32_t alignment,
+                    const char* fallback);
   // keys: the key rows cuDNN sees; row_stride: rows between consecutive heads of K/V in memory.
   Graph* attention_graph(const CudnnAttentionProblem& p, int64_t keys, int64_t row_stride, bool mask);
 
@@ -106,6 +126,7 @@ class CudnnRunner {
   cudaStream_t stream_;
   void* handle_ = nullptr;  // cudnnHandle_t
   ConvMode conv_mode_ = ConvMode::Cudnn;
+  NhwcFuse nhwc_fuse_ = NhwcFuse::All;
   bool conv_forced_ = false;
   AttentionMode attention_mode_ = AttentionMode::Auto;
   bool autotune_ = false;

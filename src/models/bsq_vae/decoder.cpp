@@ -3,14 +3,33 @@
 #include <algorithm>
 
 #include "io/checkpoint.h"
+#include "models/bsq_vae/channels_last.h"
 #include "models/bsq_vae/keys.h"
+#include "models/bsq_vae/nhwc_blocks.h"
 #include "models/bsq_vae/resblock.h"
 #include "models/bsq_vae/upsample.h"
 
 namespace sparvar::bsq_vae {
 
+BsqVaeDecoder::BsqVaeDecoder(VaeConfig cfg, DecoderWeights w, Backend& backend, DType dtype, VaeLayout layout)
+    : cfg_(std::move(cfg)), be_(&backend), dtype_(dtype), layout_(resolve_vae_layout(layout, backend.device())) {
+  w_ = layout_ == VaeLayout::Nhwc ? to_channels_last(backend, w) : std::move(w);
+}
+
+BsqVaeDecoder BsqVaeDecoder::from_weights(VaeConfig cfg, const DecoderWeights& weights, Backend& backend, DType dtype,
+                                          VaeLayout layout) {
+  cfg.validate();
+  const Tensor& first = weights.conv_in.w;
+  SPARVAR_CHECK(first.defined() && first.device() == backend.device() && first.dtype() == dtype &&
+                    first.shape() == Shape({cfg.level_channels(cfg.levels() - 1), cfg.codebook_dim, 3, 3}),
+                "BSQ-VAE decoder from weights: conv_in weight {} must be {} [{}, {}, 3, 3] on {} (config {{{}}})",
+                first.defined() ? first.describe() : "(none)", dtype_name(dtype), cfg.level_channels(cfg.levels() - 1),
+                cfg.codebook_dim, backend.name(), cfg.describe());
+  return BsqVaeDecoder(std::move(cfg), weights, backend, dtype, layout);
+}
+
 BsqVaeDecoder BsqVaeDecoder::load(const std::filesystem::path& path, Backend& backend, DType dtype,
-                                  const std::string& preset) {
+                                  const std::string& preset, VaeLayout layout) {
   const io::Checkpoint ckpt = io::open_checkpoint(path);
   VaeConfig cfg = infer_vae_config(ckpt, KeyResolver(ckpt));
   if (!preset.empty()) {
@@ -19,7 +38,7 @@ BsqVaeDecoder BsqVaeDecoder::load(const std::filesystem::path& path, Backend& ba
                   path.string(), preset, want.describe(), cfg.describe());
   }
   DecoderWeights w = load_decoder_weights(ckpt, cfg, backend, dtype);
-  return BsqVaeDecoder(std::move(cfg), std::move(w), backend, dtype);
+  return BsqVaeDecoder(std::move(cfg), std::move(w), backend, dtype, layout);
 }
 
 Tensor BsqVaeDecoder::to_backend(const Tensor& codes) {
@@ -38,8 +57,17 @@ Tensor BsqVaeDecoder::decode(const Tensor& codes) {
                 codes.ndim() == 4 && codes.dim(1) == 4 * cfg_.codebook_dim
                     ? "; these look 2x2-patchified: unpatchify_codes() first"
                     : "");
+  const Tensor on_backend = to_backend(codes);
+  Tensor img = be_->download(layout_ == VaeLayout::Nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend));
+  // The clamp is cheap on the host copy we need anyway for the PNG.
+  float* p = img.data_as<float>();
+  std::transform(p, p + img.numel(), p, [](float v) { return std::clamp(v, -1.0f, 1.0f); });
+  return img;
+}
+
+Tensor BsqVaeDecoder::decode_nchw(const Tensor& codes) {
   Backend& be = *be_;
-  Tensor h = conv(be, to_backend(codes), w_.conv_in);
+  Tensor h = conv(be, codes, w_.conv_in);
   h = resblock(be, h, w_.mid1);
   h = resblock(be, h, w_.mid2);
   for (int i = cfg_.levels() - 1; i >= 0; --i) {
@@ -47,11 +75,35 @@ Tensor BsqVaeDecoder::decode(const Tensor& codes) {
     for (const auto& b : lvl.blocks) h = resblock(be, h, b);
     if (lvl.has_upsample) h = upsample2x(be, h, lvl.upsample);
   }
-  Tensor img = be.download(conv(be, norm_silu(be, h, w_.norm_out), w_.conv_out));
-  // The clamp is cheap on the host copy we need anyway for the PNG.
-  float* p = img.data_as<float>();
-  std::transform(p, p + img.numel(), p, [](float v) { return std::clamp(v, -1.0f, 1.0f); });
-  return img;
+  return conv(be, norm_silu(be, h, w_.norm_out), w_.conv_out);
+}
+
+Tensor BsqVaeDecoder::decode_nhwc(const Tensor& codes) {
+  Backend& be = *be_;
+  const int64_t B = codes.dim(0);
+  Tensor x = be.empty({B, codes.dim(2), codes.dim(3), codes.dim(1)}, dtype_);
+  be.permute(codes, {0, 2, 3, 1}, x);
+  Tensor h = conv_nhwc(be, x, w_.conv_in);
+  h = resblock_nhwc(be, h, w_.mid1);
+  h = resblock_nhwc(be, h, w_.mid2);
+  for (int i = cfg_.levels() - 1; i >= 0; --i) {
+    const auto& lvl = w_.up[static_cast<size_t>(i)];
+    for (const auto& b : lvl.blocks) h = resblock_nhwc(be, h, b);
+    if (lvl.has_upsample) h = upsample2x_nhwc(be, h, lvl.upsample);
+  }
+  norm_silu_nhwc_in_place(be, h, w_.norm_out);
+  const Tensor out = conv_nhwc(be, h, w_.conv_out);  // [B, H, W, padded channels]
+  const int64_t H = out.dim(1), W = out.dim(2), padded = out.dim(3), C = cfg_.out_channels;
+  Tensor planes = be.empty({B, padded, H, W}, dtype_);
+  be.permute(out, {0, 3, 1, 2}, planes);
+  if (padded == C) return planes;
+  // Each image's first C planes are contiguous: one copy per image drops the zero-padded channels.
+  Tensor image = be.empty({B, C, H, W}, dtype_);
+  for (int64_t b = 0; b < B; ++b) {
+    Tensor dst = image.slice0(b, b + 1).view({C, H * W});
+    be.copy(planes.slice0(b, b + 1).view({padded, H * W}).slice0(0, C), dst);
+  }
+  return image;
 }
 
 Tensor unpatchify_codes(Backend& backend, const Tensor& tokens) {

@@ -1,6 +1,9 @@
-// The decoder's weights on a backend, every tensor loaded by name with its expected shape.
+// The decoder's weights on a backend, every tensor loaded by name with its expected shape (or made up, for
+// benchmarks and tests).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,7 +17,7 @@ class Checkpoint;
 namespace sparvar::bsq_vae {
 
 struct ConvWeights {
-  Tensor w;  // [Cout, Cin, k, k]
+  Tensor w;  // [Cout, Cin, k, k]; channels-last decoders: [Cout, k, k, Cin] (channels_last.h)
   Tensor b;  // [Cout]
   int pad = 0;
 };
@@ -52,5 +55,18 @@ struct DecoderWeights {
 // decode silently wrong). Encoder and quantiser keys are ignored.
 DecoderWeights load_decoder_weights(const io::Checkpoint& ckpt, const VaeConfig& cfg, Backend& backend,
                                     DType dtype);
+
+// A decoder of `cfg` with random weights on `backend` (a deterministic function of the seed): convolutions
+// uniform in +-1/sqrt(fan_in) like torch's default initialisation, norm scales near 1 and shifts near 0 (random,
+// so that the affine is exercised). For benchmarks and layout tests, which need no file.
+DecoderWeights random_decoder_weights(const VaeConfig& cfg, Backend& backend, DType dtype, uint64_t seed);
+
+// Where the tensors of each module come from; module is the official name, e.g. "decoder.up.3.block.0.conv1".
+struct WeightSource {
+  std::function<ConvWeights(const std::string& module, int cin, int cout, int k)> conv;
+  std::function<NormWeights(const std::string& module, int channels)> norm;
+};
+// The official decoder structure of cfg, every module taken from `source` (the one place that walks it).
+DecoderWeights assemble_decoder_weights(const VaeConfig& cfg, const WeightSource& source);
 
 }  // namespace sparvar::bsq_vae

@@ -34,7 +34,7 @@ class AttentionExecutor {
   // Makes `layout` the pattern of `slot` (replacing any earlier one). Its geometry must match the scale it
   // is later used with.
   virtual void set_pattern(int slot, const BlockSparseLayout& layout) = 0;
-  // out [B, H, Nq, D] = block-sparse attention (softmax scale 1) of q [B, H, Nq, D] (row-major scale
+  // out [B, Nq, H, D] (token-major) = block-sparse attention (softmax scale 1) of q [B, H, Nq, D] (row-major scale
   // `scale`) against k / v [B, H, capacity, D] (row-major KV cache; the first rows of scales 0..scale are
   // read) with the pattern of `slot`; the block mass as `mass` asks.
   virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,

@@ -2,6 +2,7 @@
 // (the backend's pool is private to it; the two never run at the same time).
 #include <algorithm>
 #include <map>
+#include <vector>
 
 #include "attention/cpu_block_sparse.h"
 #include "core/error.h"
@@ -45,7 +46,7 @@ class CpuAttentionExecutor final : public AttentionExecutor {
     const BlockSparseLayout& layout = pit->second;
     const int64_t B = q.dim(0), H = heads_, D = dim_, Nq = L.q.num_rows(), Nk = L.k.num_rows(), cap = k.dim(2);
     expect_shape(q, {B, H, Nq, D}, "sparse attention q");
-    expect_shape(out, {B, H, Nq, D}, "sparse attention out");
+    expect_shape(out, {B, Nq, H, D}, "sparse attention out");
     SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D && cap >= Nk && v.shape() == k.shape(),
                   "sparse attention: k {} / v {} must be [{}, {}, >= {}, {}]", k.describe(), v.describe(), B, H, Nk, D);
     for (const Tensor* t : {&q, &k, &v, const_cast<const Tensor*>(&out)}) {
@@ -79,9 +80,15 @@ class CpuAttentionExecutor final : public AttentionExecutor {
     cpu_block_sparse_attention(qt, kt, vt, layout, 1.0f, ot, mass ? &mass_t : nullptr, &pool_);
     const float* otp = ot.data_as<float>();
     float* op = out.data_as<float>();
+    // Back to row order, then into the token-major output (row n of head h of item b at [b, n, h, :]).
     pool_.parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t bh = lo; bh < hi; ++bh)
-        padded_to_rows(L.q, {otp + bh * qs * D, size_t(qs * D)}, {op + bh * Nq * D, size_t(Nq * D)}, D);
+      std::vector<float> rows(static_cast<size_t>(Nq * D));
+      for (int64_t bh = lo; bh < hi; ++bh) {
+        padded_to_rows(L.q, {otp + bh * qs * D, size_t(qs * D)}, rows, D);
+        const int64_t b = bh / H, h = bh % H;
+        for (int64_t n = 0; n < Nq; ++n)
+          std::copy_n(rows.data() + n * D, D, op + ((b * Nq + n) * H + h) * D);
+      }
     });
   }
 

@@ -92,7 +92,7 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     const int64_t B = q.dim(0), H = heads_, D = dim_, Nq = S.host.q.num_rows(), Nk = S.host.k.num_rows(),
                   cap = k.dim(2);
     expect_shape(q, {B, H, Nq, D}, "sparse attention q");
-    expect_shape(out, {B, H, Nq, D}, "sparse attention out");
+    expect_shape(out, {B, Nq, H, D}, "sparse attention out");
     SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D && cap >= Nk && v.shape() == k.shape(),
                   "sparse attention: k {} / v {} must be [{}, {}, >= {}, {}]", k.describe(), v.describe(), B, H, Nk, D);
     const DType dt = q.dtype();
@@ -146,7 +146,7 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     a.kernel = kernel_;
     block_sparse_attention(a, stream_);
     CUDA_CHECK(attn_cuda::scatter_tiles_to_rows(o_.data(), qs, S.q_slot_of_row.as<int32_t>(), Nq, out.data(), f32, BH,
-                                                static_cast<int>(D), stream_));
+                                                static_cast<int>(D), stream_, /*dst_heads=*/H));
     if (mass.host) download_mass(P.host, B, *mass.host);
     if (mass.keep) {
       const BlockPattern& p = P.host.pattern;

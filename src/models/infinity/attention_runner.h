@@ -25,8 +25,9 @@ class AttentionRunner {
   AttentionRunner(const AttentionRunner&) = delete;
   AttentionRunner& operator=(const AttentionRunner&) = delete;
 
-  // q [B, H, Nq, D] (normalised, scaled, rotated); k, v [B, H, capacity, D] (the KV cache); out [B, H, Nq, D].
-  // The softmax scale is 1 (q carries Infinity's learned temperature).
+  // q [B, H, Nq, D] (normalised, scaled, rotated); k, v [B, H, capacity, D] (the KV cache); out [B, Nq, H, D]
+  // (token-major: the output projection reads it as [B, Nq, H * D] without a head merge). The softmax scale is 1
+  // (q carries Infinity's learned temperature).
   virtual void self_attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                               const SelfAttentionCall& call, Tensor& out) = 0;
   // Whether this runner's calls at `scale` may be recorded (Backend::record) and replayed for later images:
@@ -59,6 +60,7 @@ class DenseAttentionRunner final : public AttentionRunner {
     AttentionParams params;
     params.softmax_scale = 1.0f;
     params.kv_lengths.assign(static_cast<size_t>(q.dim(0)), static_cast<int32_t>(call.kv_tokens));
+    params.out_tokens_major = true;
     backend.attention(q, k, v, params, out);
   }
 };

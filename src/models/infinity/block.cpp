@@ -7,21 +7,13 @@ namespace {
 
 constexpr float kL2Eps = 1e-12f;  // F.normalize's default
 
-// [B, H, n, hd] -> [B, n, C] through the workspace buffer `name`.
-Tensor merge_heads(Backend& be, Workspace& ws, const Tensor& o, const char* name) {
-  const int64_t B = o.dim(0), H = o.dim(1), n = o.dim(2), hd = o.dim(3);
-  Tensor t = ws.take(name, {B, n, H, hd});
-  be.permute(o, {0, 2, 1, 3}, t);
-  return t.view({B, n, H * hd});
-}
-
 enum Mod { G1 = 0, G2 = 1, S1 = 2, S2 = 3, B1 = 4, B2 = 5 };
 
 }  // namespace
 
 void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens) {
   const int64_t bn = batch * max_tokens, C = c.embed_dim;
-  for (const char* name : {"x", "h", "tmp", "q", "attn", "attn_t", "caq", "caq_t"}) ws.reserve(name, bn * C);
+  for (const char* name : {"x", "h", "tmp", "q", "attn", "caq"}) ws.reserve(name, bn * C);
   ws.reserve("qkv", bn * 3 * C);
   ws.reserve("ffn", bn * c.ffn_hidden);
   ws.reserve("logits", bn * 2 * c.d_vae());
@@ -35,7 +27,8 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   const float eps = c.norm_eps;
   Tensor h = ws.take("h", {B, n, C});
   Tensor tmp = ws.take("tmp", {B, n, C});
-  Tensor attn = ws.take("attn", {B, H, n, hd});
+  // Attention outputs are token-major [B, n, H, hd]: the output projections read them as [B, n, C].
+  Tensor attn = ws.take("attn", {B, n, H, hd});
 
   // ---- self-attention: q/k normalised and rotated, k and v straight into the cache ----
   be.layer_norm_modulate(x, cond.mod(layer, S1), cond.mod(layer, B1), eps, h);
@@ -46,20 +39,19 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
                       cache.mutable_keys(layer), cache.mutable_values(layer));
   SelfAttentionCall call{layer, step.scale, step.schedule, step.offset + n};
   runner.self_attention(be, q, cache.keys(layer), cache.values(layer), call, attn);
-  be.linear(merge_heads(be, ws, attn, "attn_t"), bw.sa_proj_w, &bw.sa_proj_b, Activation::None, tmp);
+  be.linear(attn.view({B, n, C}), bw.sa_proj_w, &bw.sa_proj_b, Activation::None, tmp);
   be.gated_residual(x, cond.mod(layer, G1), tmp);
 
   // ---- cross-attention to the text ----
   be.layer_norm(x, &bw.ca_norm_w, &bw.ca_norm_b, eps, h);
   Tensor caq = ws.take("caq", {B, n, C});
   be.linear(h, bw.ca_q_w, &bw.ca_q_b, Activation::None, caq);
-  Tensor caq_t = ws.take("caq_t", {B, H, n, hd});
-  be.permute(caq.view({B, n, H, hd}), {0, 2, 1, 3}, caq_t);
   AttentionParams params;
   params.softmax_scale = 1.0f / std::sqrt(static_cast<float>(hd));
   params.kv_lengths = cond.lengths;
-  be.attention(caq_t, cond.ca_keys(layer), cond.ca_values(layer), params, attn);
-  be.linear(merge_heads(be, ws, attn, "attn_t"), bw.ca_proj_w, &bw.ca_proj_b, Activation::None, tmp);
+  params.q_tokens_major = params.out_tokens_major = true;
+  be.attention(caq.view({B, n, H, hd}), cond.ca_keys(layer), cond.ca_values(layer), params, attn);
+  be.linear(attn.view({B, n, C}), bw.ca_proj_w, &bw.ca_proj_b, Activation::None, tmp);
   be.add(x, tmp, x);
 
   // ---- FFN ----

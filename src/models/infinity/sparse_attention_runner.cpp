@@ -152,6 +152,7 @@ void SparseAttentionRunner::self_attention(Backend& backend, const Tensor& q, co
     AttentionParams params;
     params.softmax_scale = 1.0f;
     params.kv_lengths.assign(static_cast<size_t>(q.dim(0)), static_cast<int32_t>(call.kv_tokens));
+    params.out_tokens_major = true;
     backend.attention(q, k, v, params, out);
     return;
   }

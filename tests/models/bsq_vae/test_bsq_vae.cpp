@@ -1,13 +1,17 @@
 // BSQ-VAE decoder parity against our PyTorch reference (golden/, made by make_golden.sh) on the CPU backend
-// (fp32, rel err ~1e-5) and, when a GPU is present, the CUDA backend (fp32 ~1e-5, bf16 a few percent); plus
-// config and bad-input checks.
+// (fp32, rel err ~1e-5) and, when a GPU is present, the CUDA backend (fp32 ~1e-5, bf16 a few percent), in both
+// activation layouts (NCHW and channels-last, layout.h); the two layouts against each other; plus config and
+// bad-input checks.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
+#include <string>
 
 #include "backend/backend.h"
 #include "../compare.h"
@@ -78,17 +82,57 @@ void check_uint8(const Tensor& got, const Tensor& want, const std::string& what)
   EXPECT_LE(off_by_one, got.numel() / 100) << what;
 }
 
-void decode_and_compare(Backend& be, DType dtype, const std::string& name, double tol) {
-  BsqVaeDecoder dec = BsqVaeDecoder::load(kGolden / (name + ".pth"), be, dtype, name);
+void decode_and_compare(Backend& be, DType dtype, const std::string& name, double tol,
+                        VaeLayout layout = VaeLayout::Auto) {
+  BsqVaeDecoder dec = BsqVaeDecoder::load(kGolden / (name + ".pth"), be, dtype, name, layout);
   const Tensor codes = golden(name + "_codes.npy");
   const Tensor want = golden(name + "_image.npy");
   const Tensor img = dec.decode(codes);
   ASSERT_EQ(img.shape(), want.shape());
   const test::Diff d = test::compare(img, want);
-  std::printf("[%s %s] image %s: rel L2 %.3g, max abs %.3g\n", be.name().c_str(), std::string(dtype_name(dtype)).c_str(),
-              name.c_str(), d.rel_l2, d.max_abs);
-  EXPECT_LT(d.rel_l2, tol) << name;
+  std::printf("[%s %s %s] image %s: rel L2 %.3g, max abs %.3g\n", be.name().c_str(),
+              std::string(dtype_name(dtype)).c_str(), std::string(vae_layout_name(dec.layout())).c_str(), name.c_str(),
+              d.rel_l2, d.max_abs);
+  EXPECT_LT(d.rel_l2, tol) << name << " " << vae_layout_name(dec.layout());
   if (dtype == DType::F32) check_uint8(to_uint8_rgb(img), golden(name + "_uint8.npy"), name);
+}
+
+// Sets an environment variable for the scope (restoring the previous value), so layout tests do not leak into
+// each other.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    value ? setenv(name, value, 1) : unsetenv(name);
+  }
+  ~ScopedEnv() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// Seeded normal codes [B, d, h, w] on the host (the decoder takes any float codes; BSQ's are +-1/sqrt(d) sums).
+Tensor random_codes(const Shape& shape, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (float& x : v) x = normal(gen);
+  return Tensor::from_floats(shape, v);
+}
+
+// The same decoder (one set of weights) in both layouts on `be`: relative L2 and max abs difference of the images.
+test::Diff layouts_differ(Backend& be, DType dtype, const VaeConfig& cfg, const DecoderWeights& w,
+                          const Tensor& codes) {
+  BsqVaeDecoder nchw = BsqVaeDecoder::from_weights(cfg, w, be, dtype, VaeLayout::Nchw);
+  BsqVaeDecoder nhwc = BsqVaeDecoder::from_weights(cfg, w, be, dtype, VaeLayout::Nhwc);
+  EXPECT_EQ(nchw.layout(), VaeLayout::Nchw);
+  EXPECT_EQ(nhwc.layout(), VaeLayout::Nhwc);
+  const Tensor a = nhwc.decode(codes), b = nchw.decode(codes);
+  EXPECT_EQ(a.shape(), b.shape());
+  return test::compare(a, b);
 }
 
 }  // namespace
@@ -123,6 +167,61 @@ TEST(BsqVae, CpuParityD32) {
 TEST(BsqVae, CpuParityD56UnwrappedKeys) {
   auto be = make_cpu_backend(2);
   decode_and_compare(*be, DType::F32, "vae_tiny_d56", 1e-4);
+}
+
+TEST(BsqVae, CpuNhwcMatchesGoldenAndNchw) {
+  auto be = make_cpu_backend(2);
+  for (const char* name : {"vae_tiny_d32", "vae_tiny_d56"}) {
+    decode_and_compare(*be, DType::F32, name, 1e-4, VaeLayout::Nhwc);
+    const io::Checkpoint ck = io::open_checkpoint(kGolden / (std::string(name) + ".pth"));
+    const VaeConfig cfg = vae_preset(name);
+    const DecoderWeights w = load_decoder_weights(ck, cfg, *be, DType::F32);
+    const test::Diff d = layouts_differ(*be, DType::F32, cfg, w, golden(std::string(name) + "_codes.npy"));
+    std::printf("[cpu] %s nhwc vs nchw: rel L2 %.3g, max abs %.3g\n", name, d.rel_l2, d.max_abs);
+    // Only the summation order of the convolutions differs (~4e-6 seen); a layout bug gives O(1).
+    EXPECT_LT(d.rel_l2, 2e-5) << name;
+    EXPECT_LT(d.max_abs, 1e-4) << name;
+  }
+}
+
+TEST(BsqVae, CpuNhwcMatchesNchwRandomWeights) {
+  // Random weights (a deterministic function of the seed), batch 2, a non-square latent.
+  auto be = make_cpu_backend(2);
+  for (const char* name : {"vae_tiny_d32", "vae_tiny_d56"}) {
+    const VaeConfig cfg = vae_preset(name);
+    const DecoderWeights w = random_decoder_weights(cfg, *be, DType::F32, 7);
+    EXPECT_EQ(random_decoder_weights(cfg, *be, DType::F32, 7).conv_out.w.to_floats(), w.conv_out.w.to_floats());
+    const test::Diff d = layouts_differ(*be, DType::F32, cfg, w, random_codes({2, cfg.codebook_dim, 3, 5}, 11));
+    std::printf("[cpu] %s random weights nhwc vs nchw: rel L2 %.3g, max abs %.3g\n", name, d.rel_l2, d.max_abs);
+    EXPECT_LT(d.rel_l2, 2e-5) << name;
+  }
+}
+
+TEST(BsqVae, LayoutChoice) {
+  {
+    ScopedEnv unset("SPARVAR_VAE_LAYOUT", nullptr);
+    EXPECT_EQ(resolve_vae_layout(VaeLayout::Auto, Device::CPU), VaeLayout::Nchw);
+    EXPECT_EQ(resolve_vae_layout(VaeLayout::Auto, Device::CUDA), VaeLayout::Nhwc);
+    EXPECT_EQ(resolve_vae_layout(VaeLayout::Nhwc, Device::CPU), VaeLayout::Nhwc);
+  }
+  {
+    ScopedEnv nhwc("SPARVAR_VAE_LAYOUT", "nhwc");
+    EXPECT_EQ(resolve_vae_layout(VaeLayout::Auto, Device::CPU), VaeLayout::Nhwc);
+    EXPECT_EQ(resolve_vae_layout(VaeLayout::Nchw, Device::CPU), VaeLayout::Nchw);  // explicit wins
+    auto be = make_cpu_backend(1);
+    EXPECT_EQ(BsqVaeDecoder::load(kGolden / "vae_tiny_d32.pth", *be).layout(), VaeLayout::Nhwc);
+  }
+  {
+    ScopedEnv nchw("SPARVAR_VAE_LAYOUT", "nchw");
+    EXPECT_EQ(resolve_vae_layout(VaeLayout::Auto, Device::CUDA), VaeLayout::Nchw);
+  }
+  {
+    ScopedEnv bad("SPARVAR_VAE_LAYOUT", "nhcw");
+    const std::string msg = error_of([] { resolve_vae_layout(VaeLayout::Auto, Device::CPU); });
+    EXPECT_NE(msg.find("SPARVAR_VAE_LAYOUT=nhcw"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(vae_layout_from_name("nhwc"), VaeLayout::Nhwc);
+  EXPECT_NE(error_of([] { vae_layout_from_name("chw"); }).find("nchw, nhwc or auto"), std::string::npos);
 }
 
 TEST(BsqVae, UnpatchifyIsPixelShuffle) {
@@ -223,9 +322,32 @@ TEST(BsqVae, CudaParityF32AndBf16) {
   // fp32 on the GPU checks the graph tightly; bf16 (activations rounded to 8 bits of mantissa after each of ~25
   // convs and norms of a random-weight net) lands at a few percent, a wrong graph at 0.5 or more.
   for (const char* name : {"vae_tiny_d32", "vae_tiny_d56"}) {
-    decode_and_compare(*be, DType::F32, name, 1e-3);
-    decode_and_compare(*be, DType::BF16, name, 8e-2);
+    for (VaeLayout layout : {VaeLayout::Nhwc, VaeLayout::Nchw}) {
+      decode_and_compare(*be, DType::F32, name, 1e-3, layout);
+      decode_and_compare(*be, DType::BF16, name, 8e-2, layout);
+    }
   }
   const Tensor tokens = be->upload(golden("vae_tiny_d56_tokens.npy"), DType::F32);
   EXPECT_EQ(be->download(unpatchify_codes(*be, tokens)).to_floats(), golden("vae_tiny_d56_codes.npy").to_floats());
+}
+
+TEST(BsqVae, CudaNhwcMatchesCpuNchw) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  auto cpu = make_cpu_backend(2);
+  auto gpu = make_cuda_backend();
+  for (const char* name : {"vae_tiny_d32", "vae_tiny_d56"}) {
+    const VaeConfig cfg = vae_preset(name);
+    const Tensor codes = random_codes({2, cfg.codebook_dim, 5, 3}, 13);
+    const Tensor want = BsqVaeDecoder::from_weights(cfg, random_decoder_weights(cfg, *cpu, DType::F32, 3), *cpu,
+                                                    DType::F32, VaeLayout::Nchw)
+                            .decode(codes);
+    for (auto [dtype, tol] : {std::pair{DType::F32, 1e-3}, std::pair{DType::BF16, 8e-2}}) {
+      BsqVaeDecoder dec = BsqVaeDecoder::from_weights(cfg, random_decoder_weights(cfg, *gpu, dtype, 3), *gpu, dtype);
+      EXPECT_EQ(dec.layout(), VaeLayout::Nhwc);  // the default on CUDA
+      const test::Diff d = test::compare(dec.decode(codes), want);
+      std::printf("[cuda %s nhwc vs cpu nchw] %s: rel L2 %.3g, max abs %.3g\n",
+                  std::string(dtype_name(dtype)).c_str(), name, d.rel_l2, d.max_abs);
+      EXPECT_LT(d.rel_l2, tol) << name << " " << dtype_name(dtype);
+    }
+  }
 }

@@ -92,15 +92,24 @@ Problem make_problem(Env& env, int scale, std::mt19937& rng) {
   return p;
 }
 
+// The runner's output is token-major [B, Nq, H, D].
 Tensor poisoned_out(Env& env, const Problem& p) {
   const std::vector<float> nan(size_t(p.B * p.H * p.Nq * p.D), NAN);
-  return env.be->upload(Tensor::from_floats({p.B, p.H, p.Nq, p.D}, nan), env.dtype());
+  return env.be->upload(Tensor::from_floats({p.B, p.Nq, p.H, p.D}, nan), env.dtype());
 }
 
+// The output in head-major order [B, H, Nq, D], as the references below compute it.
 std::vector<float> run(Env& env, AttentionRunner& r, const Problem& p, int layer, int scale) {
   Tensor out = poisoned_out(env, p);
   r.self_attention(*env.be, p.q, p.k, p.v, SelfAttentionCall{layer, scale, &odd_schedule(), p.Nk}, out);
-  return env.be->download(out).to_floats();
+  const std::vector<float> tokens_major = env.be->download(out).to_floats();
+  std::vector<float> head_major(tokens_major.size());
+  for (int64_t b = 0; b < p.B; ++b)
+    for (int64_t n = 0; n < p.Nq; ++n)
+      for (int64_t h = 0; h < p.H; ++h)
+        for (int64_t d = 0; d < p.D; ++d)
+          head_major[size_t(((b * p.H + h) * p.Nq + n) * p.D + d)] = tokens_major[size_t(((b * p.Nq + n) * p.H + h) * p.D + d)];
+  return head_major;
 }
 
 // Masked dense attention in double on row-major tokens: query row i of head h sees key j iff the pattern
