@@ -122,7 +122,8 @@ GemmRunner::Plan* GemmRunner::plan_for(const GemmShape& s) {
   for (int i = 0; i < returned && status == CUBLAS_STATUS_SUCCESS; ++i)
     if (results[i].state == CUBLAS_STATUS_SUCCESS) plan->candidates.push_back(results[i]);
   const double flops = 2.0 * static_cast<double>(s.m) * static_cast<double>(s.n) * static_cast<double>(s.k) * s.batch;
-  const double weight_bytes = static_cast<double>(s.n) * static_cast<double>(s.k) * dtype_size(s.dtype);
+  const double weight_bytes =
+      s.a_is_weight ? static_cast<double>(s.m) * static_cast<double>(s.k) * dtype_size(s.dtype) : 0.0;
   plan->tuned = plan->candidates.size() <= 1 || !autotune_ || (flops < kTuneMinFlops && weight_bytes < kTuneMinWeightBytes);
   slot = std::move(plan);
   return slot.get();
@@ -209,6 +210,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, A
   // Row-major y[M,N] = x[M,K] w[N,K]^T is column-major y^T[N,M] = w^T[N,K] (A = w, transposed) x^T[K,M].
   GemmShape s;
   s.trans_a = true;
+  s.a_is_weight = true;
   s.m = N;
   s.n = M;
   s.k = K;

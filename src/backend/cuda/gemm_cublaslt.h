@@ -27,10 +27,11 @@ struct GemmShape {
   DType dtype = DType::BF16;
   GemmEpilogue epilogue = GemmEpilogue::None;
   uint32_t alignment = 16;  // the smallest alignment (bytes, <= 16) of A, B, D and bias
+  bool a_is_weight = false;  // A is a layer's weight (linear): decides whether a few-FLOP product is tuned
 
   auto key() const {
     return std::tuple(trans_a, trans_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c,
-                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment);
+                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment, a_is_weight);
   }
 };
 
