@@ -17,7 +17,13 @@ cudaError_t launch_cs4a_build(const Cs4aBuildArgs& a, cudaStream_t stream) {
                                                                                                l.warp_bytes);
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) return status;
-  cs4a::cs4a_write_kernel<<<dim3(l.write_blocks_x, l.write_blocks_y), l.write_threads, l.write_smem, stream>>>(a);
+  if (l.write_smem > 48 * 1024) {
+    const cudaError_t attr = cudaFuncSetAttribute(cs4a::cs4a_write_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  l.write_smem);
+    if (attr != cudaSuccess) return attr;
+  }
+  cs4a::cs4a_write_kernel<<<dim3(l.write_blocks_x, l.write_blocks_y, l.write_blocks_z), l.write_threads, l.write_smem,
+                            stream>>>(a, l.max_words);
   return cudaGetLastError();
 }
 

@@ -15,6 +15,7 @@ using namespace sparvar::cs4a_rule;
 
 constexpr int kSelectWarps = 4;     // decision rows per CTA of the select kernel
 constexpr int kWriteThreads = 256;  // CTA of the write kernel
+constexpr int kWriteRows = 16;      // rows (query blocks) of one scale and head per write CTA
 constexpr unsigned kFull = 0xffffffffu;
 
 template <typename T>
@@ -181,20 +182,28 @@ __device__ inline int block_exclusive_scan(int v, int* shared, int* total) {
   return before + incl - v;
 }
 
-// One CTA per (head, later scale): its rows' offsets, then their columns (one warp per row).
-__global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a) {
-  // Dynamic smem only (cs4a_launch_shape sizes it): this head's row starts (unclamped), then the scratch of
-  // the block-wide sum and scan.
+// One CTA per (head, later scale, chunk of kWriteRows rows): every CTA of a (head, scale) works out all its
+// rows' offsets (cheap), the z == 0 one stores them, and each writes the columns of its own rows (one warp per
+// row). A row's columns are first placed in shared memory, each lane its words' set bits, then copied out by the
+// whole warp in order, so the global stores are coalesced: lanes storing their own bits straight to global
+// memory (the first version) sent every store instruction to 32 lines and made this kernel 30 us of a 42 us
+// build on the H100 (ncu; 16 heads, 8x8 tiles).
+__global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_words) {
+  // Dynamic smem only (launch_shape sizes it): this head's row starts (unclamped), the scratch of the block-wide
+  // sum and scan, then per warp the staged columns of one row.
   extern __shared__ __align__(16) long long cs4a_write_smem[];
   const int h = blockIdx.x;
   const Cs4aScaleArgs& S = a.scales[blockIdx.y];
   const int nq = S.num_q_blocks, Ws = S.words;
-  long long* row_start = cs4a_write_smem;                                   // [nq]
-  long long* sum_scratch = row_start + nq;                                  // [kWriteThreads / 32]
+  int max_q = 0;
+  for (int s = 0; s < a.num_scales; ++s) max_q = a.scales[s].num_q_blocks > max_q ? a.scales[s].num_q_blocks : max_q;
+  long long* row_start = cs4a_write_smem;                                   // [max_q]
+  long long* sum_scratch = row_start + max_q;                               // [kWriteThreads / 32]
   int* scan_scratch = reinterpret_cast<int*>(sum_scratch + kWriteThreads / 32);  // [kWriteThreads / 32]
+  int32_t* staged = scan_scratch + kWriteThreads / 32;                      // [kWriteThreads / 32][max_words * 64]
   const int32_t* lengths = S.lengths + static_cast<size_t>(h) * nq;
   // The select kernel has finished: its count of bad rows is final for this build.
-  if (h == 0 && blockIdx.y == 0 && threadIdx.x == 0) a.host_status[0] = *a.bad_rows;
+  if (h == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x == 0) a.host_status[0] = *a.bad_rows;
 
   long long base = 0;  // entries of the earlier heads
   for (int i = threadIdx.x; i < h * nq; i += kWriteThreads) base += S.lengths[i];
@@ -207,13 +216,15 @@ __global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_
   for (int i = lo; i < hi; ++i) chunk += lengths[i];
   int head_total = 0;
   long long pos = base + block_exclusive_scan(chunk, scan_scratch, &head_total);
+  const bool first_chunk = blockIdx.z == 0;
   for (int i = lo; i < hi; ++i) {
     row_start[i] = pos;
     // Offsets clamped to the capacity keep an overflowing pattern (reported in status) inside its buffer.
-    S.row_offsets[static_cast<size_t>(h) * nq + i] = static_cast<int32_t>(min(pos, static_cast<long long>(S.capacity)));
+    if (first_chunk)
+      S.row_offsets[static_cast<size_t>(h) * nq + i] = static_cast<int32_t>(min(pos, static_cast<long long>(S.capacity)));
     pos += lengths[i];
   }
-  if (threadIdx.x == 0) {
+  if (threadIdx.x == 0 && first_chunk) {
     const long long end = base + head_total;
     if (h == a.heads - 1) S.row_offsets[static_cast<size_t>(a.heads) * nq] = static_cast<int32_t>(min(end, static_cast<long long>(S.capacity)));
     if (end > S.capacity) a.host_status[1] = 1u;
@@ -221,20 +232,26 @@ __global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_
   __syncthreads();
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int qb = warp; qb < nq; qb += kWriteThreads / 32) {
+  int32_t* row_cols = staged + warp * max_words * 64;
+  const int row_end = min(nq, static_cast<int>(blockIdx.z + 1) * kWriteRows);
+  for (int qb = blockIdx.z * kWriteRows + warp; qb < row_end; qb += kWriteThreads / 32) {
     const uint64_t* e = S.expanded + (static_cast<size_t>(h) * a.num_q_blocks + S.decision_row[qb]) * Ws;
     const uint64_t* own = S.own ? S.own + static_cast<size_t>(qb) * Ws : nullptr;
-    long long out = row_start[qb];
+    int length = 0;
     for (int w0 = 0; w0 < Ws; w0 += 32) {
       const int w = w0 + lane;
       uint64_t word = w < Ws ? (e[w] | (own ? own[w] : 0)) : 0;
       const int n = __popcll(word);
       const int incl = warp_inclusive_scan(n, lane);
-      long long p = out + incl - n;
-      for (; word; word &= word - 1, ++p)
-        if (p < S.capacity) S.col_blocks[p] = w * 64 + __ffsll(static_cast<long long>(word)) - 1;
-      out += __shfl_sync(kFull, incl, 31);
+      for (int p = length + incl - n; word; word &= word - 1, ++p)
+        row_cols[p] = w * 64 + __ffsll(static_cast<long long>(word)) - 1;
+      length += __shfl_sync(kFull, incl, 31);
     }
+    __syncwarp();
+    const long long out = row_start[qb];
+    for (int i = lane; i < length; i += 32)
+      if (out + i < S.capacity) S.col_blocks[out + i] = row_cols[i];
+    __syncwarp();  // the row is copied out before the next one is staged
   }
 }
 
@@ -243,7 +260,7 @@ struct LaunchShape {
   int max_words = 0;     // longest bitset row of a later scale
   int warp_bytes = 0;    // select kernel: shared scratch per warp
   int select_blocks = 0, select_threads = kSelectWarps * 32, select_smem = 0;
-  int write_blocks_x = 0, write_blocks_y = 0, write_threads = kWriteThreads, write_smem = 0;
+  int write_blocks_x = 0, write_blocks_y = 0, write_blocks_z = 0, write_threads = kWriteThreads, write_smem = 0;
 };
 
 inline bool args_ok(const Cs4aBuildArgs& a) {
@@ -263,7 +280,9 @@ inline LaunchShape launch_shape(const Cs4aBuildArgs& a) {
   l.select_blocks = (a.heads * a.num_q_blocks + kSelectWarps - 1) / kSelectWarps;
   l.write_blocks_x = a.heads;
   l.write_blocks_y = a.num_scales;
-  l.write_smem = static_cast<int>((max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int));
+  l.write_blocks_z = (max_q + kWriteRows - 1) / kWriteRows;
+  l.write_smem = static_cast<int>((max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int) +
+                                  kWriteThreads / 32 * l.max_words * 64 * sizeof(int32_t));
   return l;
 }
 
