@@ -51,10 +51,28 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+constexpr const char* kUsage =
+    "vae_bench: BSQ-VAE decode time, NCHW against channels-last (NHWC), on the same weights and latent\n"
+    "  --preset P[,P]      decoder shapes: vae_d32, vae_d56, vae_tiny_d32, vae_tiny_d56 (default vae_d32,vae_d56)\n"
+    "  --vae FILE          an official decoder checkpoint instead of random weights\n"
+    "  --size N            output image side in pixels (default 1024)\n"
+    "  --batch N           images per decode (default 1)\n"
+    "  --warmup N          untimed decodes first (default 2)\n"
+    "  --repeat N          timed decodes (default 5): best and median are printed\n"
+    "  --fuse F[,F]        NHWC cuDNN fusion settings to time: all, bias, none (default all,bias,none)\n"
+    "  --device cuda|cpu   (default cuda)\n"
+    "  --dtype bf16|f32    (default bf16 on cuda, f32 on cpu)\n"
+    "  --seed N            weights and latent (default 1)\n"
+    "SPARVAR_CUDNN_LOG=1 logs the cuDNN graph every convolution got.\n";
+
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
     auto value = [&]() -> std::string {
       SPARVAR_CHECK(i + 1 < argc, "{} needs a value", a);
       return argv[++i];
@@ -69,7 +87,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--device") o.device = value();
     else if (a == "--dtype") o.dtype = value();
     else if (a == "--seed") o.seed = std::stoull(value());
-    else fail("unknown argument '{}' (see the top of bench/vae_bench.cpp)", a);
+    else fail("unknown argument '{}' (vae_bench --help lists the options)", a);
   }
   SPARVAR_CHECK(o.device == "cuda" || o.device == "cpu", "--device {}: expected cuda or cpu", o.device);
   SPARVAR_CHECK(o.repeat >= 1 && o.warmup >= 0 && o.batch >= 1 && o.size >= 1,
