@@ -188,15 +188,14 @@ __device__ inline int block_exclusive_scan(int v, int* shared, int* total) {
 // whole warp in order, so the global stores are coalesced: lanes storing their own bits straight to global
 // memory (the first version) sent every store instruction to 32 lines and made this kernel 30 us of a 42 us
 // build on the H100 (ncu; 16 heads, 8x8 tiles).
-__global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_words) {
+__global__ void __launch_bounds__(kWriteThreads)
+    cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_q, int max_words) {
   // Dynamic smem only (launch_shape sizes it): this head's row starts (unclamped), the scratch of the block-wide
   // sum and scan, then per warp the staged columns of one row.
   extern __shared__ __align__(16) long long cs4a_write_smem[];
   const int h = blockIdx.x;
   const Cs4aScaleArgs& S = a.scales[blockIdx.y];
   const int nq = S.num_q_blocks, Ws = S.words;
-  int max_q = 0;
-  for (int s = 0; s < a.num_scales; ++s) max_q = a.scales[s].num_q_blocks > max_q ? a.scales[s].num_q_blocks : max_q;
   long long* row_start = cs4a_write_smem;                                   // [max_q]
   long long* sum_scratch = row_start + max_q;                               // [kWriteThreads / 32]
   int* scan_scratch = reinterpret_cast<int*>(sum_scratch + kWriteThreads / 32);  // [kWriteThreads / 32]
@@ -258,6 +257,7 @@ __global__ void __launch_bounds__(kWriteThreads) cs4a_write_kernel(const __grid_
 // How the two kernels are launched; also what an argument set needs (the host checks it first).
 struct LaunchShape {
   int max_words = 0;     // longest bitset row of a later scale
+  int max_q = 0;         // most query blocks of a later scale
   int warp_bytes = 0;    // select kernel: shared scratch per warp
   int select_blocks = 0, select_threads = kSelectWarps * 32, select_smem = 0;
   int write_blocks_x = 0, write_blocks_y = 0, write_blocks_z = 0, write_threads = kWriteThreads, write_smem = 0;
@@ -270,18 +270,17 @@ inline bool args_ok(const Cs4aBuildArgs& a) {
 
 inline LaunchShape launch_shape(const Cs4aBuildArgs& a) {
   LaunchShape l;
-  int max_q = 0;
   for (int s = 0; s < a.num_scales; ++s) {
     l.max_words = std::max(l.max_words, a.scales[s].words);
-    max_q = std::max(max_q, a.scales[s].num_q_blocks);
+    l.max_q = std::max(l.max_q, a.scales[s].num_q_blocks);
   }
   l.warp_bytes = (8 * (a.num_k_blocks + 2 * a.words + l.max_words) + 4 * a.num_k_blocks + 15) / 16 * 16;
   l.select_smem = kSelectWarps * l.warp_bytes;
   l.select_blocks = (a.heads * a.num_q_blocks + kSelectWarps - 1) / kSelectWarps;
   l.write_blocks_x = a.heads;
   l.write_blocks_y = a.num_scales;
-  l.write_blocks_z = (max_q + kWriteRows - 1) / kWriteRows;
-  l.write_smem = static_cast<int>((max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int) +
+  l.write_blocks_z = (l.max_q + kWriteRows - 1) / kWriteRows;
+  l.write_smem = static_cast<int>((l.max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int) +
                                   kWriteThreads / 32 * l.max_words * 64 * sizeof(int32_t));
   return l;
 }

@@ -51,13 +51,8 @@ void CudaBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, i
   problem.stride = stride;
   problem.pad = pad;
   problem.bias = bias != nullptr;
-  // cuDNN for convs of at least 16 GFLOP (the 1024x1024 decoder's big ones, 19-309 GFLOP each: ~2.6x faster
-  // than im2col there). Below, loading cuDNN and building plans cost more than they save: the shipped model's
-  // decoder (one 11 GFLOP conv) took 66-101 ms cold without cuDNN, 156-214 ms with it. SPARVAR_CONV=cudnn sends
-  // every conv.
-  const double flops = 2.0 * static_cast<double>(N * Cout * P) * static_cast<double>(K);
   CudnnRunner& cudnn = cudnn_runner(cudnn_, device_, stream_);
-  if ((flops >= 16e9 || cudnn.conv_forced()) &&
+  if (cudnn.wants_conv(problem) &&
       cudnn.conv2d(problem, x.data(), w.data(), bias ? bias->data() : nullptr, y.data())) {
     return;
   }

@@ -51,10 +51,8 @@ void CudaBackend::conv2d_nhwc(const Tensor& x, const Tensor& w, const Tensor* bi
   p.bias = bias != nullptr;
   p.residual = residual != nullptr;
   p.channels_last = true;
-  // cuDNN from 16 GFLOP, as conv2d (conv2d.cpp says why: below, loading cuDNN costs more than it saves).
-  const double flops = 2.0 * static_cast<double>(d.n * d.ho * d.wo * d.cout) * static_cast<double>(d.kh * d.kw * d.cin);
   CudnnRunner& cudnn = cudnn_runner(cudnn_, device_, stream_);
-  if ((flops >= 16e9 || cudnn.conv_forced()) &&
+  if (cudnn.wants_conv(p) &&
       cudnn.conv2d_nhwc(p, x.data(), w.data(), bias ? bias->data() : nullptr, residual ? residual->data() : nullptr,
                         y.data())) {
     return;

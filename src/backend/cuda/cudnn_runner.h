@@ -54,6 +54,10 @@ struct CudnnConvProblem {
   bool bias = false;
   bool residual = false;       // channels_last only
   bool channels_last = false;
+
+  double flops() const {
+    return 2.0 * static_cast<double>(n * ho * wo * cout) * static_cast<double>(kh * kw * cin);
+  }
 };
 
 // q, out [b, heads, nq, d]; k, v [b, heads, nk, d] (contiguous, BF16); kv_lengths: b entries in [1, nk], or empty.
@@ -80,6 +84,11 @@ class CudnnRunner {
   ConvMode conv_mode() const { return conv_mode_; }
   // SPARVAR_CONV=cudnn / cudnn-fused given: every conv cuDNN takes (by default only large ones, conv2d.cpp).
   bool conv_forced() const { return conv_forced_; }
+  // Whether conv2d / conv2d_nhwc should offer `p` to cuDNN: from 16 GFLOP (the 1024x1024 decoders' big convs,
+  // 19-309 GFLOP each: ~2.6x faster than im2col there), or every conv when forced. Below, loading cuDNN and
+  // building plans cost more than they save: the shipped model's decoder (one 11 GFLOP conv) took 66-101 ms cold
+  // without cuDNN, 156-214 ms with it.
+  bool wants_conv(const CudnnConvProblem& p) const { return conv_forced_ || p.flops() >= 16e9; }
   AttentionMode attention_mode() const { return attention_mode_; }
 
   // y = conv(x, w) (+ bias). True when cuDNN ran it; false when cuDNN refuses the problem (or SPARVAR_CONV=im2col):

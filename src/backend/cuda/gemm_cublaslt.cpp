@@ -138,7 +138,6 @@ void GemmRunner::tune(Plan& plan, const GemmShape& s, const void* a, const void*
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
   flush_.reserve(kL2FlushBytes, "GEMM tuning L2 flush");  // kept: one allocation for every shape tuned
-  const DeviceBuffer& flush = flush_;
   const float alpha = 1.0f, beta = 0.0f;
   float best_ms = 0.0f;
   bool found = false;
@@ -151,7 +150,7 @@ void GemmRunner::tune(Plan& plan, const GemmShape& s, const void* a, const void*
     if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a candidate that refuses is skipped
     float ms = 0.0f;
     for (int r = 0; r < kTuneReps; ++r) {
-      CUDA_CHECK(cudaMemsetAsync(flush.data(), r, flush.bytes(), stream_));
+      CUDA_CHECK(cudaMemsetAsync(flush_.data(), r, flush_.bytes(), stream_));
       CUDA_CHECK(cudaEventRecord(start, stream_));
       CUBLAS_CHECK(launch());
       CUDA_CHECK(cudaEventRecord(stop, stream_));

@@ -53,15 +53,21 @@ class AttentionRunner {
   uint64_t id_;
 };
 
+// The self-attention call through the backend's dense attention (every runner's dense scales).
+inline void dense_self_attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const SelfAttentionCall& call, Tensor& out) {
+  AttentionParams params;
+  params.softmax_scale = 1.0f;
+  params.kv_lengths.assign(static_cast<size_t>(q.dim(0)), static_cast<int32_t>(call.kv_tokens));
+  params.out_tokens_major = true;
+  backend.attention(q, k, v, params, out);
+}
+
 class DenseAttentionRunner final : public AttentionRunner {
  public:
   void self_attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                       const SelfAttentionCall& call, Tensor& out) override {
-    AttentionParams params;
-    params.softmax_scale = 1.0f;
-    params.kv_lengths.assign(static_cast<size_t>(q.dim(0)), static_cast<int32_t>(call.kv_tokens));
-    params.out_tokens_major = true;
-    backend.attention(q, k, v, params, out);
+    dense_self_attention(backend, q, k, v, call, out);
   }
 };
 

@@ -149,11 +149,7 @@ void SparseAttentionRunner::self_attention(Backend& backend, const Tensor& q, co
                 "sparse attention runner: scale {} needs {} valid keys, the call has {}", s,
                 schedule_.offset(s) + schedule_.tokens(s), call.kv_tokens);
   if (!runs_block_sparse(s)) {
-    AttentionParams params;
-    params.softmax_scale = 1.0f;
-    params.kv_lengths.assign(static_cast<size_t>(q.dim(0)), static_cast<int32_t>(call.kv_tokens));
-    params.out_tokens_major = true;
-    backend.attention(q, k, v, params, out);
+    dense_self_attention(backend, q, k, v, call, out);
     return;
   }
   const int K = schedule_.num_scales();
