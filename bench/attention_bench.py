@@ -30,7 +30,8 @@ class Args(ctypes.Structure):
                 ("nq", ctypes.c_int), ("nk", ctypes.c_int), ("q_block", ctypes.c_int), ("k_block", ctypes.c_int),
                 ("row_offsets", ctypes.c_void_p), ("col_blocks", ctypes.c_void_p), ("nnz", ctypes.c_int),
                 ("pattern_heads", ctypes.c_int), ("k_valid", ctypes.c_void_p), ("q_valid", ctypes.c_void_p),
-                ("softmax_scale", ctypes.c_float), ("block_mass", ctypes.c_void_p), ("kernel", ctypes.c_int)]
+                ("softmax_scale", ctypes.c_float), ("block_mass", ctypes.c_void_p), ("kernel", ctypes.c_int),
+                ("kv_rows", ctypes.c_int), ("out_rows", ctypes.c_void_p), ("out_tokens", ctypes.c_int)]
 
 
 def pad(n, b):

@@ -91,6 +91,18 @@ struct AttentionParams {
   bool out_tokens_major = false;
 };
 
+// Where qkv_to_attention writes each token when the attention wants its own row order (the CUDA sparse runner keeps
+// q and the KV cache in padded tile order, so its kernel reads them in place). Both maps are I32 tensors on the
+// backend, indexed by DESTINATION row and holding the source token (0 <= token < N), or -1 for a padding row,
+// which is written with zeros; so every row of a mapped range is written. An entry outside [-1, N) is an error
+// (the CPU backend checks it; the CUDA kernel writes zeros there rather than read out of bounds).
+//   q_src [Rq]:  q is [B, H, Rq, D]; q row r = token q_src[r] (null: Rq = N, row r = token r)
+//   kv_src [Rk]: cache rows [offset, offset + Rk), row offset + r = token kv_src[r] (null: Rk = N, identity)
+struct QkvRowMap {
+  const Tensor* q_src = nullptr;
+  const Tensor* kv_src = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -133,6 +145,12 @@ class Backend {
   // y[..., N] = act(x[..., K] @ w[N, K]^T + bias[N]). x's leading dims are flattened to M rows. bias may be
   // null. This is nn.Linear with the bias and activation fused as an epilogue.
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) = 0;
+  // Residual linear: y[b, n, :] += gate[b, :] * (x[b, n, :] @ w^T + bias), the gate optional (null = 1).
+  // x [B, N, K], w [Nout, K], bias [Nout] or null, gate [B, Nout] or null, y [B, N, Nout] (read and written).
+  // `scratch` [B, N, Nout] may be used (and clobbered) by a backend that cannot fuse it. The default is
+  // linear into scratch, then gated_residual (or add); CUDA fuses it into the GEMM's epilogue where cuBLASLt can.
+  virtual void linear_residual(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& y,
+                               Tensor& scratch);
 
   // ---- elementwise and normalisation (all over the last dimension C unless said) --------------------
   // y = act(x), any shape.
@@ -174,8 +192,10 @@ class Backend {
   //   k_cache[:, :, offset + n, :]  = rope(l2_normalize(k heads, eps))
   //   v_cache[:, :, offset + n, :]  = v heads
   // (l2_normalize and rope exactly as above). Cache tokens outside [offset, offset + N) keep their contents.
+  // With `rows` (QkvRowMap), the destinations are permuted / padded instead (see there).
   virtual void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin,
-                                float eps, int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache) = 0;
+                                float eps, int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache,
+                                const QkvRowMap* rows = nullptr) = 0;
 
   // ---- sampling (Infinity's bitwise head) -----------------------------------------------------------------
   // raw [R, N, 2 * D]: the head's logits, two per bit (bit j: 2j for 0, 2j + 1 for 1); R = B, or 2B for CFG
@@ -264,3 +284,5 @@ void reset_gpu_memory_peak();
 
 // The default channels-last ops (inline: every Backend, the test doubles too, links without another library).
 #include "backend/nhwc_by_permute.h"
+// The default linear_residual (the same way).
+#include "backend/linear_residual.h"

@@ -1,14 +1,18 @@
 // test_backend_ops, part 2: the ops with several outputs, integer tensors, outputs that must keep part of their
-// contents, or results that must be bit-exact: qkv_to_attention, copy_slice, sample_bits, bits_to_codes; the
-// timing events; bad inputs to these ops.
+// contents or are read and written, or results that must be bit-exact: qkv_to_attention, copy_slice, sample_bits,
+// bits_to_codes, linear_residual; the timing events; bad inputs to these ops.
 //
 // Every case runs on the CPU (F32, the reference) and on CUDA (BF16 and F32) from the same inputs. Outputs
 // start as NaN (u8 outputs as 0xFF, not a bit), except outputs that must keep what the op does not write (the
-// KV cache, copy_slice's destination), which start with the same random contents on both backends. Such an
-// output is compared in two parts: its written slab within the case's tolerance, everything else bit for bit.
+// KV cache, copy_slice's destination, linear_residual's y), which start with the same random contents on both
+// backends. Such an output is compared in two parts: its written slab within the case's tolerance, everything else
+// bit for bit.
 // "exact" cases (copies, sampling, codes) must match the CPU bit for bit everywhere: sample_bits uses
 // core/bit_sampling.h's arithmetic on both backends and the inputs are bf16-representable, so even the BF16
-// path sees exactly the CPU's numbers.
+// path sees exactly the CPU's numbers. Index inputs (qkv_to_attention's row maps) are fixed I32 values, not random.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -26,12 +30,14 @@ enum class Kind {
   F32,      // float, always F32 (RoPE tables, uniforms, sampled logits, codes)
   Uniform,  // F32 in [0, 1), 24-bit values like Philox's
   Bits,     // U8 0/1
+  Index,    // I32, the fixed values of Arg::index (qkv_to_attention's row maps)
 };
 
 DType storage(Kind kind, DType compute) {
   switch (kind) {
     case Kind::Compute: return compute;
     case Kind::Bits: return DType::U8;
+    case Kind::Index: return DType::I32;
     default: return DType::F32;
   }
 }
@@ -40,6 +46,7 @@ struct Arg {
   Shape shape;
   Kind kind = Kind::Compute;
   float scale = 1.0f;
+  std::vector<int32_t> index = {};  // Kind::Index: the values (shape {index.size()})
 };
 
 struct Out {
@@ -62,6 +69,7 @@ struct MultiCase {
 
 Tensor host_values(Kind kind, const Shape& shape, float scale) {
   const int64_t n = shape_numel(shape);
+  SPARVAR_CHECK(kind != Kind::Index, "index inputs have fixed values (host_input)");
   if (kind == Kind::Bits) {
     Tensor t = Tensor::empty(shape, DType::U8);
     std::bernoulli_distribution coin(0.5);
@@ -77,6 +85,19 @@ Tensor host_values(Kind kind, const Shape& shape, float scale) {
   return random_normal(shape, scale);
 }
 
+Tensor host_input(const Arg& a) {
+  if (a.kind != Kind::Index) return host_values(a.kind, a.shape, a.scale);
+  Tensor t = Tensor::empty({static_cast<int64_t>(a.index.size())}, DType::I32);
+  std::copy(a.index.begin(), a.index.end(), t.data_as<int32_t>());
+  return t;
+}
+
+// An input on `be`. The CPU backend stores no I32 tensors: it takes index maps as the host tensors they are.
+Tensor input_on(Backend& be, const Tensor& host, Kind kind, DType dtype) {
+  if (kind == Kind::Index && be.device() == Device::CPU) return host;
+  return be.upload(host, storage(kind, dtype));
+}
+
 Tensor poisoned_out(Backend& be, const Out& o, DType dtype) {
   if (o.kind != Kind::Bits) return poisoned(be, o.shape, storage(o.kind, dtype));
   Tensor t = Tensor::empty(o.shape, DType::U8);
@@ -88,7 +109,7 @@ Tensor poisoned_out(Backend& be, const Out& o, DType dtype) {
 std::vector<Tensor> run_on(Backend& be, const MultiCase& c, const std::vector<Tensor>& host_in,
                            const std::vector<Tensor>& host_initial, DType dtype) {
   std::vector<Tensor> ins, outs;
-  for (size_t i = 0; i < host_in.size(); ++i) ins.push_back(be.upload(host_in[i], storage(c.inputs[i].kind, dtype)));
+  for (size_t i = 0; i < host_in.size(); ++i) ins.push_back(input_on(be, host_in[i], c.inputs[i].kind, dtype));
   for (size_t i = 0; i < c.outputs.size(); ++i) {
     const Out& o = c.outputs[i];
     outs.push_back(o.slab_dim >= 0 ? be.upload(host_initial[i], storage(o.kind, dtype)) : poisoned_out(be, o, dtype));
@@ -123,7 +144,7 @@ bool identical(const std::vector<float>& a, const std::vector<float>& b) {
 
 void run_multi(Backend& cpu, Backend& gpu, const MultiCase& c, Tally& tally) {
   std::vector<Tensor> host_in, host_initial;
-  for (const Arg& a : c.inputs) host_in.push_back(host_values(a.kind, a.shape, a.scale));
+  for (const Arg& a : c.inputs) host_in.push_back(host_input(a));
   for (const Out& o : c.outputs)
     host_initial.push_back(o.slab_dim >= 0 ? host_values(o.kind, o.shape, 1.0f) : Tensor());
   std::vector<Tensor> ref;
@@ -183,6 +204,93 @@ void run_multi(Backend& cpu, Backend& gpu, const MultiCase& c, Tally& tally) {
     tally.record(ok);
   }
   std::fflush(stdout);
+}
+
+// A destination row order of n tokens, as the sparse runner's padded tiles: shuffled, a -1 (padding) row after
+// every `tile` - 1 tokens and at the end. Its own generator: the run's keeps the inputs of the other cases.
+std::vector<int32_t> padded_order(int64_t n, int64_t tile, uint32_t seed) {
+  std::vector<int32_t> tokens(static_cast<size_t>(n)), order;
+  for (int64_t t = 0; t < n; ++t) tokens[static_cast<size_t>(t)] = static_cast<int32_t>(t);
+  std::mt19937 generator(seed);
+  std::shuffle(tokens.begin(), tokens.end(), generator);
+  for (int64_t i = 0; i < n; ++i) {
+    order.push_back(tokens[static_cast<size_t>(i)]);
+    if ((i + 1) % (tile - 1) == 0) order.push_back(-1);
+  }
+  order.push_back(-1);
+  return order;
+}
+
+// qkv_to_attention with QkvRowMap: q [B, H, Rq, D] all written; the cache slab [offset, offset + Rk).
+void add_mapped_qkv_cases(const Options& o, std::vector<MultiCase>& cases) {
+  struct Mapped { int64_t b, n, h, d, offset; bool kv_map; };
+  const int64_t tokens = o.small ? 256 : 4096;
+  for (const Mapped& m : std::vector<Mapped>{{2, tokens, 16, 128, 904, true},               // 2B, last scale
+                                             {2, o.small ? 256 : 1024, 28, 128, 521, true},  // 8B heads
+                                             {2, 300, 4, 64, 17, true},                      // head dim 64
+                                             {2, 300, 4, 64, 0, false},                      // q map only
+                                             {2, 37, 3, 6, 5, true}}) {                      // generic path
+    const std::vector<int32_t> q_src = padded_order(m.n, 64, 1), kv_src = padded_order(m.n, 16, 2);
+    const int64_t rq = static_cast<int64_t>(q_src.size());
+    const int64_t rk = m.kv_map ? static_cast<int64_t>(kv_src.size()) : m.n, cap = m.offset + rk + 7;
+    const Shape cache = {m.b, m.h, cap, m.d};
+    MultiCase c;
+    c.op = "qkv_to_attn";
+    c.desc = fmt::format("B={} N={} H={} D={} off={} maps q{}", m.b, m.n, m.h, m.d, m.offset, m.kv_map ? ",kv" : "");
+    c.inputs = {{{m.b, m.n, 3 * m.h * m.d}, Kind::Compute, 3.0f},
+                {{m.n, m.d / 2}, Kind::F32},
+                {{m.n, m.d / 2}, Kind::F32},
+                {{m.h}, Kind::Compute, 2.0f},
+                {{rq}, Kind::Index, 1.0f, q_src},
+                {{static_cast<int64_t>(kv_src.size())}, Kind::Index, 1.0f, kv_src}};
+    c.outputs = {{{m.b, m.h, rq, m.d}}, {cache, Kind::Compute, 2, m.offset, m.offset + rk},
+                 {cache, Kind::Compute, 2, m.offset, m.offset + rk}};
+    const int64_t offset = m.offset;
+    const bool kv_map = m.kv_map;
+    c.run = [offset, kv_map](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+      const QkvRowMap rows{&in[4], kv_map ? &in[5] : nullptr};
+      be.qkv_to_attention(in[0], &in[3], in[1], in[2], 1e-12f, offset, out[0], out[1], out[2], &rows);
+    };
+    cases.push_back(c);
+  }
+}
+
+// linear_residual: y [B, N, Nout] += gate [B, Nout] * (x [B, N, K] @ w^T + bias). y is read and written: it starts
+// with the same random contents on both backends, as an output whose "slab" is all of it (compared within the
+// tolerance). scratch starts as NaN, so no result may come from it unwritten. Infinity's projections: self-attention
+// and FFN down (gated), cross-attention (no gate); the first scales' single token; odd sizes that cuBLASLt may
+// refuse to fuse (then composed). The fused path rounds once, the composition twice: both within the bf16 tolerance.
+void add_linear_residual_cases(const Options& o, std::vector<MultiCase>& cases) {
+  struct Lr { int64_t b, n, k, nout; bool bias, gate; };
+  const int64_t tokens = o.small ? 256 : 4096, rows_8b = o.small ? 256 : 1024;
+  for (const Lr& l : std::vector<Lr>{{2, tokens, 2048, 2048, true, true},           // 2B self-attention proj
+                                     {2, tokens, 2048, 2048, true, false},          // 2B cross-attention proj
+                                     {2, tokens, 4 * 2048, 2048, true, true},       // 2B FFN down
+                                     {2, rows_8b, 3584, 3584, true, true},          // 8B self-attention proj
+                                     {2, rows_8b, 3584, 3584, true, false},         // 8B cross-attention proj
+                                     {2, rows_8b, 4 * 3584, 3584, true, true},      // 8B FFN down
+                                     {2, 1, 2048, 2048, true, true},                // first scale: 1 token
+                                     {2, 300, 2048, 2048, false, true},             // gate, no bias
+                                     {1, 77, 256, 384, false, false},               // plain accumulation
+                                     {2, 1, 33, 17, true, true},                    // odd: Nout % 8 != 0
+                                     {3, 5, 64, 33, false, true},
+                                     {1, 1, 40, 19, true, false}}) {
+    const Shape y = {l.b, l.n, l.nout};
+    MultiCase c;
+    c.op = "linear_residual";
+    c.desc = fmt::format("B={} N={} K={} Nout={}{}{}", l.b, l.n, l.k, l.nout, l.bias ? " bias" : "",
+                         l.gate ? " gate" : "");
+    c.inputs = {{{l.b, l.n, l.k}}, {{l.nout, l.k}, Kind::Compute, 1.0f / std::sqrt(float(l.k))}, {{l.nout}},
+                {{l.b, l.nout}, Kind::Compute, 0.5f}};
+    c.outputs = {{y, Kind::Compute, 0, 0, l.b}};
+    const bool bias = l.bias, gate = l.gate;
+    c.run = [bias, gate, y](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+      Tensor scratch = poisoned(be, y, out[0].dtype());
+      be.linear_residual(in[0], in[1], bias ? &in[2] : nullptr, gate ? &in[3] : nullptr, out[0], scratch);
+    };
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
 }
 
 std::vector<MultiCase> make_cases(const Options& o) {
@@ -288,6 +396,8 @@ std::vector<MultiCase> make_cases(const Options& o) {
     c.exact = true;
     cases.push_back(c);
   }
+  add_mapped_qkv_cases(o, cases);
+  add_linear_residual_cases(o, cases);
   return cases;
 }
 
@@ -327,6 +437,10 @@ void check_bad_inputs(Backend& gpu, Tally& tally) {
   struct Bad { const char* what; std::function<void(Tensor&)> call; Shape out; DType dtype = DType::BF16; };
   Tensor x = dev({2, 3, 64}), qkv = dev({1, 4, 3 * 2 * 64}), q = dev({1, 2, 4, 64}), cache = dev({1, 2, 10, 64});
   Tensor table = dev({4, 32}, DType::F32), raw = dev({3, 5, 64});
+  const Tensor map3 = gpu.upload(Tensor::zeros({3}, DType::I32), DType::I32);  // 3 rows of token 0
+  const Tensor lr_w = dev({16, 64}), lr_bias = dev({16}), lr_gate = dev({2, 16}), lr_gate_f32 = dev({2, 16}, DType::F32);
+  const Tensor lr_gate_bad = dev({2, 15}), lr_bias_bad = dev({15});
+  Tensor lr_scratch = dev({2, 3, 16}), lr_scratch_bad = dev({2, 3, 15});
   const std::vector<Bad> bads = {
       {"ln_modulate scale shape", [&](Tensor& y) { gpu.layer_norm_modulate(x, dev({3, 64}), dev({2, 64}), 1e-6f, y); },
        {2, 3, 64}},
@@ -343,6 +457,25 @@ void check_bad_inputs(Backend& gpu, Tally& tally) {
       {"qkv_to_attention qkv width",
        [&](Tensor& y) { gpu.qkv_to_attention(dev({1, 4, 64}), nullptr, table, table, 1e-12f, 0, q, y, cache); },
        {1, 2, 10, 64}},
+      {"qkv_to_attention q_src length",
+       [&](Tensor& y) {
+         const QkvRowMap rows{&map3, nullptr};
+         gpu.qkv_to_attention(qkv, nullptr, table, table, 1e-12f, 0, q, y, cache, &rows);
+       },
+       {1, 2, 10, 64}},
+      {"qkv_to_attention kv_src past capacity",
+       [&](Tensor& y) {
+         const QkvRowMap rows{nullptr, &map3};
+         gpu.qkv_to_attention(qkv, nullptr, table, table, 1e-12f, 8, q, y, cache, &rows);
+       },
+       {1, 2, 10, 64}},
+      {"qkv_to_attention host q_src",
+       [&](Tensor& y) {
+         const Tensor host = Tensor::zeros({4}, DType::I32);
+         const QkvRowMap rows{&host, nullptr};
+         gpu.qkv_to_attention(qkv, nullptr, table, table, 1e-12f, 0, q, y, cache, &rows);
+       },
+       {1, 2, 10, 64}},
       {"copy_slice past the end", [&](Tensor& y) { gpu.copy_slice(q, y, 2, 7); }, {1, 2, 10, 64}},
       {"copy_slice other dim differs", [&](Tensor& y) { gpu.copy_slice(dev({1, 3, 4, 64}), y, 2, 0); }, {1, 2, 10, 64}},
       {"copy_slice dtype", [&](Tensor& y) { gpu.copy_slice(dev({1, 2, 4, 64}, DType::F32), y, 2, 0); }, {1, 2, 10, 64}},
@@ -357,6 +490,18 @@ void check_bad_inputs(Backend& gpu, Tally& tally) {
        {1, 1, 6, 6}, DType::F32},
       {"bits_to_codes bits shape", [&](Tensor& y) { gpu.bits_to_codes(bits_dev({1, 5, 8}), 2, 0.0f, 1.0f, y); },
        {1, 2, 4, 4}, DType::F32},
+      {"linear_residual gate shape",
+       [&](Tensor& y) { gpu.linear_residual(x, lr_w, &lr_bias, &lr_gate_bad, y, lr_scratch); }, {2, 3, 16}},
+      {"linear_residual bias shape",
+       [&](Tensor& y) { gpu.linear_residual(x, lr_w, &lr_bias_bad, nullptr, y, lr_scratch); }, {2, 3, 16}},
+      {"linear_residual y shape", [&](Tensor& y) { gpu.linear_residual(x, lr_w, nullptr, nullptr, y, lr_scratch); },
+       {2, 4, 16}},
+      {"linear_residual scratch shape",
+       [&](Tensor& y) { gpu.linear_residual(x, lr_w, &lr_bias, &lr_gate, y, lr_scratch_bad); }, {2, 3, 16}},
+      {"linear_residual scratch is y", [&](Tensor& y) { gpu.linear_residual(x, lr_w, &lr_bias, &lr_gate, y, y); },
+       {2, 3, 16}},
+      {"linear_residual f32 gate",
+       [&](Tensor& y) { gpu.linear_residual(x, lr_w, &lr_bias, &lr_gate_f32, y, lr_scratch); }, {2, 3, 16}},
   };
   for (const Bad& bad : bads) {
     Tensor y = poisoned(gpu, bad.out, bad.dtype);

@@ -27,6 +27,42 @@ void expect_identical(const Tensor& got, const Tensor& want, const std::string& 
 
 Tensor copy_of(const Tensor& t) { return t.clone(); }
 
+// A QkvRowMap map: a host I32 vector.
+Tensor row_map(const std::vector<int32_t>& tokens) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(tokens.size())}, DType::I32);
+  std::copy(tokens.begin(), tokens.end(), t.data_as<int32_t>());
+  return t;
+}
+
+// Row `row` of dimension 2 of a [B, H, rows, D] tensor, for batch b and head h.
+const float* row_of(const Tensor& t, int64_t b, int64_t h, int64_t row) {
+  return t.data_as<float>() + ((b * t.dim(1) + h) * t.dim(2) + row) * t.dim(3);
+}
+
+// Row `row` (b, h fixed) of `got` holds the reference's row `token` bit for bit, or zeros for token -1.
+void expect_row(const Tensor& got, int64_t b, int64_t h, int64_t row, const Tensor& ref, int32_t token,
+                const std::string& what) {
+  const int64_t D = got.dim(3);
+  const float* g = row_of(got, b, h, row);
+  for (int64_t d = 0; d < D; ++d) {
+    const float want = token < 0 ? 0.0f : row_of(ref, b, h, token)[d];
+    ASSERT_TRUE(std::isfinite(g[d]) && std::memcmp(&g[d], &want, sizeof(float)) == 0)
+        << what << ": b " << b << " h " << h << " row " << row << " (token " << token << ") element " << d << ": "
+        << g[d] << " vs " << want;
+  }
+}
+
+// Every element of rows outside [begin, end) of dimension 2 still NaN (never written).
+void expect_untouched_outside(const Tensor& t, int64_t begin, int64_t end, const std::string& what) {
+  for (int64_t b = 0; b < t.dim(0); ++b)
+    for (int64_t h = 0; h < t.dim(1); ++h)
+      for (int64_t row = 0; row < t.dim(2); ++row) {
+        if (row >= begin && row < end) continue;
+        for (int64_t d = 0; d < t.dim(3); ++d)
+          ASSERT_TRUE(std::isnan(row_of(t, b, h, row)[d])) << what << ": row " << row << " outside the range written";
+      }
+}
+
 }  // namespace
 
 TEST_F(CpuBackendTest, LayerNormModulateEqualsLayerNormThenModulate) {
@@ -98,6 +134,47 @@ TEST_F(CpuBackendTest, QkvToAttentionEqualsPermuteNormaliseRopeAndCacheCopy) {
     expect_identical(q, q_want, what + " q");
     expect_identical(kc, k_want, what + " k cache");
     expect_identical(vc, v_want, what + " v cache");
+  }
+}
+
+// Row maps: each destination row holds its token's row of the unmapped call (itself checked above), or zeros.
+TEST_F(CpuBackendTest, QkvToAttentionRowMapsPermuteAndPad) {
+  struct Case { int64_t B, N, H, D, cap, offset; std::vector<int32_t> q_src, kv_src; bool q_map, kv_map; };
+  const std::vector<int32_t> q_order = {4, -1, 0, 6, 2, -1, 5, 1, 3, -1}, kv_order = {-1, 3, 3, 0, 6, -1, 5, 2, 1};
+  for (const Case& c : {Case{2, 7, 3, 16, 14, 3, q_order, kv_order, true, true},
+                        Case{1, 7, 2, 6, 12, 0, q_order, kv_order, true, false},
+                        Case{2, 7, 2, 128, 9, 0, q_order, kv_order, false, true},
+                        Case{1, 7, 1, 64, 9, 2, {0, 1, 2, 3, 4, 5, 6}, {0, 1, 2, 3, 4, 5, 6}, true, true}}) {
+    const Tensor qkv = randn({c.B, c.N, 3 * c.H * c.D}, 15, 3.0f), q_scale = randn({c.H}, 16, 2.0f);
+    const Tensor cos = randn({c.N, c.D / 2}, 17), sin = randn({c.N, c.D / 2}, 18);
+    // The reference: no maps, the cache rows at 0.
+    Tensor q_ref = poisoned({c.B, c.H, c.N, c.D}), k_ref = poisoned({c.B, c.H, c.N, c.D});
+    Tensor v_ref = poisoned({c.B, c.H, c.N, c.D});
+    be->qkv_to_attention(qkv, &q_scale, cos, sin, 1e-12f, 0, q_ref, k_ref, v_ref);
+
+    const Tensor q_map = row_map(c.q_src), kv_map = row_map(c.kv_src);
+    const QkvRowMap rows{c.q_map ? &q_map : nullptr, c.kv_map ? &kv_map : nullptr};
+    std::vector<int32_t> q_src = c.q_src, kv_src = c.kv_src;
+    if (!c.q_map) q_src = {0, 1, 2, 3, 4, 5, 6};
+    if (!c.kv_map) kv_src = {0, 1, 2, 3, 4, 5, 6};
+    const int64_t Rq = static_cast<int64_t>(q_src.size()), Rk = static_cast<int64_t>(kv_src.size());
+    Tensor q = poisoned({c.B, c.H, Rq, c.D}), kc = poisoned({c.B, c.H, c.cap, c.D});
+    Tensor vc = poisoned({c.B, c.H, c.cap, c.D});
+    be->qkv_to_attention(qkv, &q_scale, cos, sin, 1e-12f, c.offset, q, kc, vc, &rows);
+
+    const std::string what = fmt::format("B={} N={} H={} D={} offset={} maps {}{}", c.B, c.N, c.H, c.D, c.offset,
+                                         c.q_map ? "q" : "", c.kv_map ? "kv" : "");
+    for (int64_t b = 0; b < c.B; ++b)
+      for (int64_t h = 0; h < c.H; ++h) {
+        for (int64_t r = 0; r < Rq; ++r) expect_row(q, b, h, r, q_ref, q_src[static_cast<size_t>(r)], what + " q");
+        for (int64_t r = 0; r < Rk; ++r) {
+          const int32_t t = kv_src[static_cast<size_t>(r)];
+          expect_row(kc, b, h, c.offset + r, k_ref, t, what + " k cache");
+          expect_row(vc, b, h, c.offset + r, v_ref, t, what + " v cache");
+        }
+      }
+    expect_untouched_outside(kc, c.offset, c.offset + Rk, what + " k cache");
+    expect_untouched_outside(vc, c.offset, c.offset + Rk, what + " v cache");
   }
 }
 
@@ -208,9 +285,12 @@ TEST_F(CpuBackendTest, BitsToCodesPlacesPatchedChannels) {
 }
 
 TEST_F(CpuBackendTest, FusedOpsRejectBadInputsBeforeWriting) {
-  auto expect_throw_untouched = [](auto&& fn, const Tensor& out, const char* what) {
-    EXPECT_THROW(fn(), Error) << what;
+  auto expect_unwritten = [](const Tensor& out, const std::string& what) {
     for (float v : out.to_floats()) ASSERT_TRUE(std::isnan(v)) << what << ": output written before validation";
+  };
+  auto expect_throw_untouched = [&](auto&& fn, const Tensor& out, const char* what) {
+    EXPECT_THROW(fn(), Error) << what;
+    expect_unwritten(out, what);
   };
   const Tensor x = randn({2, 3, 8}, 40), bad_mod = randn({3, 8}, 41), mod = randn({2, 8}, 42);
   Tensor y = poisoned({2, 3, 8});
@@ -224,6 +304,26 @@ TEST_F(CpuBackendTest, FusedOpsRejectBadInputsBeforeWriting) {
   expect_throw_untouched([&] { be->qkv_to_attention(qkv, nullptr, table, table, 1e-12f, 0, q, cache, cache); }, q,
                          "qkv k and v caches the same tensor");
   expect_throw_untouched([&] { be->copy_slice(qkv.view({1, 4, 6, 4}), cache2, 2, 0); }, cache2, "copy_slice shape");
+  // Row maps (qkv: 4 tokens; q [1, 2, 4, 4]; caches of 6 rows): rejected before anything is written, the message
+  // naming the map and the bad entry.
+  Tensor k6 = poisoned({1, 2, 6, 4}), v6 = poisoned({1, 2, 6, 4});
+  auto expect_map_rejected = [&](const Tensor& q_src, const Tensor& kv_src, int64_t offset, const std::string& says) {
+    const QkvRowMap rows{&q_src, &kv_src};
+    try {
+      be->qkv_to_attention(qkv, nullptr, table, table, 1e-12f, offset, q, k6, v6, &rows);
+      ADD_FAILURE() << says << ": not rejected";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+    for (const Tensor* out : {&q, &k6, &v6}) expect_unwritten(*out, says);
+  };
+  const Tensor ok4 = row_map({3, -1, 0, 1});
+  expect_map_rejected(row_map({3, -1, 0}), ok4, 0, "q has shape [1,2,4,4], expected [1,2,3,4]");
+  expect_map_rejected(ok4, row_map({0, 4, 1}), 0, "kv_src[1] = 4 is neither a token of [0, 4) nor -1");
+  expect_map_rejected(row_map({0, -2, 1, 2}), ok4, 0, "q_src[1] = -2");
+  expect_map_rejected(ok4, row_map({0, 1, 2, 3, -1}), 2, "cache rows [2, 7) do not fit the cache's 6 rows");
+  expect_map_rejected(ok4, randn({4}, 46), 0, "kv_src f32[4] on cpu must be a 1-D i32 tensor");
+  expect_map_rejected(row_map({0, 1, 2, 3}).view({2, 2}), ok4, 0, "q_src i32[2,2] on cpu must be a 1-D i32 tensor");
   Tensor logits = poisoned({2, 3, 8});
   expect_throw_untouched([&] { be->sample_bits(randn({3, 3, 8}, 45), BitSampling{}, nullptr, nullptr, &logits); },
                          logits, "sample_bits raw rows");

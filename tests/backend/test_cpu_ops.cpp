@@ -548,3 +548,75 @@ TEST_F(CpuBackendTest, SingleThreadMatchesPool) {
   single->group_norm(x, 2, nullptr, nullptr, 1e-6f, gb);
   EXPECT_EQ(ga.to_floats(), gb.to_floats());
 }
+
+// y += gate * (x @ w^T + bias): bit for bit the composition it stands for (linear into scratch, then gated_residual
+// or add), and close to a double-precision reference.
+TEST_F(CpuBackendTest, LinearResidual) {
+  struct Case {
+    int64_t B, N, K, Nout;
+    bool bias, gate;
+  };
+  for (const Case& c : {Case{2, 5, 64, 48, true, true}, Case{2, 5, 64, 48, false, true},
+                        Case{3, 1, 33, 17, true, false}, Case{1, 7, 16, 130, false, false}}) {
+    const Shape shape{c.B, c.N, c.Nout};
+    const Tensor x = randn({c.B, c.N, c.K}, 60), w = randn({c.Nout, c.K}, 61, 0.3f), b = randn({c.Nout}, 62);
+    const Tensor gate = randn({c.B, c.Nout}, 63, 0.5f, 0.2f), y0 = randn(shape, 64);
+    const Tensor* bias = c.bias ? &b : nullptr;
+    const Tensor* g = c.gate ? &gate : nullptr;
+    const std::string what = shape_string(shape) + (c.bias ? " bias" : "") + (c.gate ? " gate" : "");
+
+    Tensor want = y0.clone(), product = poisoned(shape);
+    be->linear(x, w, bias, Activation::None, product);
+    if (g) be->gated_residual(want, gate, product);
+    else be->add(want, product, want);
+    Tensor got = y0.clone(), scratch = poisoned(shape);
+    be->linear_residual(x, w, bias, g, got, scratch);
+    EXPECT_EQ(got.to_floats(), want.to_floats()) << what;
+
+    std::vector<double> ref = ref_linear(x, w, bias, Activation::None);
+    const float* py = y0.data_as<float>();
+    for (size_t i = 0; i < ref.size(); ++i) {
+      const int64_t batch = static_cast<int64_t>(i) / (c.N * c.Nout), col = static_cast<int64_t>(i) % c.Nout;
+      const double gi = g ? gate.data_as<float>()[batch * c.Nout + col] : 1.0;
+      ref[i] = py[i] + gi * ref[i];
+    }
+    EXPECT_CLOSE(got, ref) << what;
+  }
+}
+
+// Bad shapes and aliasing are refused before anything is written (y and scratch stay NaN), naming the argument.
+TEST_F(CpuBackendTest, LinearResidualRejectsBadShapesBeforeWriting) {
+  struct Bad {
+    Shape x, w, bias, gate, y, scratch;
+    const char* says;
+  };
+  const Shape X{2, 3, 8}, W{5, 8}, Bias{5}, G{2, 5}, Y{2, 3, 5};
+  for (const Bad& c : {Bad{X, W, Bias, {3, 5}, Y, Y, "gate has shape [3,5], expected [2,5]"},
+                       Bad{X, W, Bias, {2, 4}, Y, Y, "gate has shape [2,4], expected [2,5]"},
+                       Bad{X, W, {4}, G, Y, Y, "bias has shape [4], expected [5]"},
+                       Bad{X, W, Bias, G, {2, 3, 4}, Y, "y has shape [2,3,4], expected [2,3,5]"},
+                       Bad{X, W, Bias, G, {2, 4, 5}, Y, "y has shape [2,4,5], expected [2,3,5]"},
+                       Bad{X, W, Bias, G, Y, {6, 5}, "scratch has shape [6,5], expected [2,3,5]"},
+                       Bad{X, {5, 7}, Bias, G, Y, Y, "w [5,7] must be [Nout, K] with K = x's last dim 8"},
+                       Bad{{6, 8}, W, Bias, G, Y, Y, "x must be [B, N, K], got [6,8]"}}) {
+    const Tensor x = randn(c.x, 70), w = randn(c.w, 71), b = randn(c.bias, 72), gate = randn(c.gate, 73);
+    Tensor y = poisoned(c.y), scratch = poisoned(c.scratch);
+    try {
+      be->linear_residual(x, w, &b, &gate, y, scratch);
+      ADD_FAILURE() << c.says << ": not rejected";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << e.what();
+    }
+    for (const Tensor* t : {&y, &scratch})
+      for (float v : t->to_floats()) ASSERT_TRUE(std::isnan(v)) << c.says << ": written before validation";
+  }
+  // scratch must not be y (the product would overwrite the residual it is added to), nor overlap an input.
+  const Tensor w = randn(W, 75);
+  Tensor y = poisoned(Y), flat = randn({48 + 30}, 76);
+  const Tensor x = flat.slice0(0, 48).view(X);
+  Tensor scratch_over_x = flat.slice0(40, 70).view(Y);
+  EXPECT_THROW(be->linear_residual(x, w, nullptr, nullptr, y, y), Error);
+  EXPECT_THROW(be->linear_residual(x, w, nullptr, nullptr, y, scratch_over_x), Error);
+  for (float v : y.to_floats()) ASSERT_TRUE(std::isnan(v)) << "written before validation";
+  EXPECT_EQ(flat.slice0(48, 78).to_floats(), randn({48 + 30}, 76).slice0(48, 78).to_floats());
+}

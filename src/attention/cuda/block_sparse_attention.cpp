@@ -41,7 +41,15 @@ void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(!a.block_mass || a.kernel != BSA_KERNEL_PAIRED,
                 "block_sparse_attention: the paired kernel does not support block_mass (use 0 auto, 1 simple or "
                 "2 pipelined)");
-  const long long rows = static_cast<long long>(a.batch) * a.heads * std::max(a.nq, a.nk) * a.head_dim;
+  SPARVAR_CHECK(a.kv_rows == 0 || a.kv_rows >= a.nk, "block_sparse_attention: kv_rows {} is below nk {}", a.kv_rows,
+                a.nk);
+  SPARVAR_CHECK(!a.out_rows || a.out_tokens > 0, "block_sparse_attention: out_rows needs out_tokens > 0, got {}",
+                a.out_tokens);
+  SPARVAR_CHECK(a.kernel != BSA_KERNEL_PAIRED || (a.kv_rows == 0 && !a.out_rows),
+                "block_sparse_attention: the paired kernel does not support kv_rows / out_rows (use 0 auto, 1 simple "
+                "or 2 pipelined)");
+  const long long rows = static_cast<long long>(a.batch) * a.heads *
+                         std::max({a.nq, a.nk, a.kv_rows, a.out_rows ? a.out_tokens : 0}) * a.head_dim;
   SPARVAR_CHECK(rows < (1ll << 40), "block_sparse_attention: tensors too large");
 }
 
@@ -68,6 +76,9 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
   p.q_valid = args.q_valid;
   p.scale_log2 = args.softmax_scale * 1.4426950408889634f;
   p.block_mass = args.block_mass;
+  p.kv_rows = args.kv_rows > 0 ? args.kv_rows : args.nk;
+  p.out_rows = args.out_rows;
+  p.out_tokens = args.out_tokens;
   if (p.block_mass) {
     const size_t entries = static_cast<size_t>(args.batch) * (args.pattern_heads == 1 ? args.heads : 1) * args.nnz;
     check_cuda(cudaMemsetAsync(p.block_mass, 0, entries * sizeof(float), stream), "clear block_mass");

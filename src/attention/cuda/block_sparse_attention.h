@@ -48,6 +48,14 @@ struct BlockSparseAttentionArgs {
   float softmax_scale;
   float* block_mass;           // device, optional (see above)
   int kernel;                  // BlockSparseKernel
+  // In-place operands (optional; zero = off). kv_rows: rows per (batch*head) of k and v when they are views of
+  // a longer buffer (a KV cache [B*H, kv_rows, D] whose first nk rows are the keys); 0 = nk.
+  // out_rows: device [nq], the token each query slot holds (-1: padding, not written); with it, out is
+  // token-major [batch, out_tokens, heads, head_dim] (what the output projection reads) instead of [B*H, nq, D].
+  // Simple and pipelined kernels only.
+  int kv_rows;
+  const int* out_rows;
+  int out_tokens;
 };
 
 // ctypes entry: 0 on success, else non-zero with the message in sparvar_last_error().

@@ -19,6 +19,9 @@ struct KernelParams {
   const int* q_valid;
   float scale_log2;  // softmax_scale * log2(e): scores go through exp2
   float* block_mass;
+  int kv_rows;          // rows per (batch*head) of k / v (>= nk)
+  const int* out_rows;  // optional: token-major out at these tokens (see BlockSparseAttentionArgs)
+  int out_tokens;
 };
 
 // First CSR row of (head h, query block qb).

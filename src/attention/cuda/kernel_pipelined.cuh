@@ -19,6 +19,7 @@
 
 #include "attention_tile.cuh"
 #include "kernel_params.cuh"
+#include "output_store.cuh"
 
 #include <cute/atom/copy_traits_sm90_tma.hpp>
 #include <cutlass/arch/barrier.h>
@@ -231,9 +232,6 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
   uint32_t q_phase = 0;
   for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
     const TileCoord t = tile_coord(p, tile);
-    Tensor mO = make_tensor(make_gmem_ptr(reinterpret_cast<Element*>(p.out) + static_cast<int64_t>(t.bh) * p.nq * D),
-                            make_shape(p.nq, Int<D>{}), make_stride(Int<D>{}, _1{}));
-    Tensor gO = local_tile(mO, Shape<Int<kTileM>, Int<D>>{}, make_coord(t.qtile, 0));
     clear(tOrO);
     RowState st;
     const int* cols = p.col_blocks + t.row_start;
@@ -289,7 +287,7 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
     Tensor out = make_fragment_like<Element>(tOrO);
     CUTE_UNROLL
     for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-    copy(out, thr_pv.partition_C(gO));
+    store_out_tile<D>(p, t.bh, t.qtile, out, tid);
     if constexpr (kMass) {
       if (t.count > 0) block_mass_pass<D>(p, bar, t, kring, st, inv_sum, tSrQ, tSrK, tSrS);
     }

@@ -6,6 +6,7 @@
 
 #include "attention_tile.cuh"
 #include "kernel_params.cuh"
+#include "output_store.cuh"
 
 #include <cute/arch/copy_sm80.hpp>
 #include <cute/atom/copy_atom.hpp>
@@ -50,17 +51,14 @@ __global__ void __launch_bounds__(128) simple_block_sparse_kernel(const __grid_c
   const int* cols = p.col_blocks + start;
 
   const long long q_off = static_cast<long long>(bh) * p.nq * D;
-  const long long kv_off = static_cast<long long>(bh) * p.nk * D;
+  const long long kv_off = static_cast<long long>(bh) * p.kv_rows * D;
   Tensor mQ = make_tensor(make_gmem_ptr(reinterpret_cast<const Element*>(p.q) + q_off),
                           make_shape(p.nq, Int<D>{}), make_stride(Int<D>{}, _1{}));
-  Tensor mO = make_tensor(make_gmem_ptr(reinterpret_cast<Element*>(p.out) + q_off), make_shape(p.nq, Int<D>{}),
-                          make_stride(Int<D>{}, _1{}));
   Tensor mK = make_tensor(make_gmem_ptr(reinterpret_cast<const Element*>(p.k) + kv_off),
                           make_shape(p.nk, Int<D>{}), make_stride(Int<D>{}, _1{}));
   Tensor mV = make_tensor(make_gmem_ptr(reinterpret_cast<const Element*>(p.v) + kv_off),
                           make_shape(p.nk, Int<D>{}), make_stride(Int<D>{}, _1{}));
   Tensor gQ = local_tile(mQ, Shape<Int<kTileM>, Int<D>>{}, make_coord(qtile, 0));
-  Tensor gO = local_tile(mO, Shape<Int<kTileM>, Int<D>>{}, make_coord(qtile, 0));
   Tensor gK = local_tile(mK, Shape<Int<BK>, Int<D>>{}, make_coord(_, 0));  // (BK, D, blocks)
   Tensor gV = local_tile(mV, Shape<Int<BK>, Int<D>>{}, make_coord(_, 0));
 
@@ -78,7 +76,7 @@ __global__ void __launch_bounds__(128) simple_block_sparse_kernel(const __grid_c
     Tensor out = make_fragment_like<Element>(tOrO);
     CUTE_UNROLL
     for (int i = 0; i < size(out); ++i) out(i) = Element(0.f);
-    copy(out, thr_pv.partition_C(gO));
+    store_out_tile<D>(p, bh, qtile, out, tid);
     return;
   }
 
@@ -144,7 +142,7 @@ __global__ void __launch_bounds__(128) simple_block_sparse_kernel(const __grid_c
   Tensor out = make_fragment_like<Element>(tOrO);
   CUTE_UNROLL
   for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-  copy(out, thr_pv.partition_C(gO));
+  store_out_tile<D>(p, bh, qtile, out, tid);
 
   if (p.block_mass == nullptr) return;
   // Second, light pass: S again per listed block, now under the final row max and sum.

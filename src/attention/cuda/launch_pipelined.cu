@@ -16,9 +16,9 @@ cudaError_t launch(const LaunchShape& shape, const KernelParams& p, cudaStream_t
   prm.num_tiles = bh * (p.nq / kTileM);
   prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.q, p.nq, bh), typename Cfg::SmemLayoutQ{},
                             Shape<Int<kTileM>, Int<D>>{}, _1{});
-  prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.k, p.nk, bh), typename K::SmemLayoutKStage{},
+  prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.k, p.nk, bh, p.kv_rows), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
-  prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.v, p.nk, bh), typename K::SmemLayoutKStage{},
+  prm.tma_v = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.v, p.nk, bh, p.kv_rows), typename K::SmemLayoutKStage{},
                             Shape<Int<K::kBK>, Int<D>>{}, _1{});
   auto kernel = pipelined_block_sparse_kernel<D, kMass>;
   constexpr int smem = K::kSmemBytes;

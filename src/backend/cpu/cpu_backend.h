@@ -5,7 +5,8 @@
 //
 // Storage policy: the CPU backend holds F32 tensors, and U8 for sampled bits. empty() and upload() refuse any
 // other dtype (a bf16 upload on the CPU would only lose precision for nothing); upload() accepts host tensors
-// of any numeric dtype and converts them. download() returns an F32 host copy.
+// of any numeric dtype and converts them. download() returns an F32 host copy. qkv_to_attention's I32 row maps
+// are plain host tensors (Tensor::empty).
 #pragma once
 
 #include "backend/backend.h"
@@ -46,7 +47,8 @@ class CpuBackend final : public Backend {
   void layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) override;
   void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
   void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin, float eps,
-                        int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache) override;
+                        int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache,
+                        const QkvRowMap* rows = nullptr) override;
 
   void sample_bits(const Tensor& raw, const BitSampling& params, const Tensor* uniforms, Tensor* bits,
                    Tensor* logits) override;

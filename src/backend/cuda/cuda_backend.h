@@ -35,6 +35,10 @@ class CudaBackend final : public Backend {
   std::unique_ptr<RecordedWork> record(const std::function<void()>& body) override;
 
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
+  // One cuBLASLt product accumulating into y (gemm_cublaslt.cpp); the default composition where cuBLASLt has no
+  // algorithm for it or SPARVAR_FUSED_RESIDUAL=0.
+  void linear_residual(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& y,
+                       Tensor& scratch) override;
 
   void activation(const Tensor& x, Activation act, Tensor& y) override;
   void add(const Tensor& a, const Tensor& b, Tensor& y) override;
@@ -50,7 +54,8 @@ class CudaBackend final : public Backend {
   void layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) override;
   void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
   void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin, float eps,
-                        int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache) override;
+                        int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache,
+                        const QkvRowMap* rows = nullptr) override;
 
   void sample_bits(const Tensor& raw, const BitSampling& params, const Tensor* uniforms, Tensor* bits,
                    Tensor* logits) override;

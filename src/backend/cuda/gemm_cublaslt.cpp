@@ -1,8 +1,11 @@
-// cuBLASLt GEMMs and the linear op. A plan (matmul descriptor, matrix layouts, algorithm) is built once per
-// shape and cached; the first run of a shape (outside graph capture) times cuBLASLt's top heuristic
-// candidates and keeps the fastest. One 32 MiB workspace serves every call (Hopper's recommended size).
+// cuBLASLt GEMMs and the linear ops (linear, linear_residual). A plan (matmul descriptor, matrix layouts,
+// algorithm) is built once per shape and cached; the first run of a shape (outside graph capture) times cuBLASLt's
+// top heuristic candidates and keeps the fastest. One 32 MiB workspace serves every call (Hopper's recommended size).
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/checks.h"
@@ -50,6 +53,9 @@ cublasLtEpilogue_t lt_epilogue(GemmEpilogue e) {
 
 bool has_bias(GemmEpilogue e) { return e == GemmEpilogue::Bias || e == GemmEpilogue::GeluBias; }
 
+// Products the caller can compose otherwise when cuBLASLt has no algorithm for them (run() returns false).
+bool refusable(const GemmShape& s) { return s.epilogue != GemmEpilogue::None || s.accumulate; }
+
 cublasLtMatrixLayout_t make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld, int batch,
                                    int64_t stride) {
   cublasLtMatrixLayout_t layout = nullptr;
@@ -81,6 +87,7 @@ struct GemmRunner::Plan {
 GemmRunner::GemmRunner(cudaStream_t stream) : stream_(stream), workspace_(kWorkspaceBytes, "cuBLASLt workspace") {
   CUBLAS_CHECK(cublasLtCreate(&handle_));
   if (const char* env = std::getenv("SPARVAR_GEMM_AUTOTUNE")) autotune_ = std::string_view(env) != "0";
+  if (const char* env = std::getenv("SPARVAR_FUSED_RESIDUAL")) fuse_residuals_ = std::string_view(env) != "0";
 }
 
 GemmRunner::~GemmRunner() {
@@ -115,8 +122,12 @@ GemmRunner::Plan* GemmRunner::plan_for(const GemmShape& s) {
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &s.alignment, sizeof(s.alignment)));
   std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
   int returned = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d,
-                                                               pref, kCandidates, results.data(), &returned);
+  // SPARVAR_FUSED_RESIDUAL=0: residual products get no algorithm, so their callers compose them (for measuring).
+  const bool offered = fuse_residuals_ || !s.accumulate;
+  const cublasStatus_t status =
+      offered ? cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d, pref,
+                                               kCandidates, results.data(), &returned)
+              : CUBLAS_STATUS_NOT_SUPPORTED;
   cublasLtMatmulPreferenceDestroy(pref);
   if (status != CUBLAS_STATUS_NOT_SUPPORTED) CUBLAS_CHECK(status);
   for (int i = 0; i < returned && status == CUBLAS_STATUS_SUCCESS; ++i)
@@ -125,28 +136,38 @@ GemmRunner::Plan* GemmRunner::plan_for(const GemmShape& s) {
   const double weight_bytes =
       s.a_is_weight ? static_cast<double>(s.m) * static_cast<double>(s.k) * dtype_size(s.dtype) : 0.0;
   plan->tuned = plan->candidates.size() <= 1 || !autotune_ || (flops < kTuneMinFlops && weight_bytes < kTuneMinWeightBytes);
+  if (plan->candidates.empty() && s.accumulate)
+    spdlog::debug("gemm: no cuBLASLt algorithm for the residual product m={} n={} k={} batch={} ({}){}; composed "
+                  "instead", s.m, s.n, s.k, s.batch, dtype_name(s.dtype), offered ? "" : " (SPARVAR_FUSED_RESIDUAL=0)");
   slot = std::move(plan);
   return slot.get();
 }
 
-void GemmRunner::tune(Plan& plan, const GemmShape& s, const void* a, const void* b, void* d, const void* bias) {
+cublasStatus_t GemmRunner::matmul(const Plan& plan, const GemmShape& s, const GemmOperands& o, void* d,
+                                  const cublasLtMatmulAlgo_t& algo) {
+  const float one = 1.0f, zero = 0.0f;
+  return cublasLtMatmul(handle_, plan.desc, &one, o.a, plan.a, o.b, plan.b, s.accumulate ? &one : &zero,
+                        s.accumulate ? o.c : d, plan.d, d, plan.d, &algo, workspace_.data(), workspace_.bytes(),
+                        stream_);
+}
+
+void GemmRunner::tune(Plan& plan, const GemmShape& s, const GemmOperands& o) {
   plan.tuned = true;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
   if (capture != cudaStreamCaptureStatusNone) return;  // keep the heuristic's first choice inside a graph
+  // An in-place accumulation is timed into tune_d (C still read from c, left intact); without one, not timed.
+  const bool in_place = s.accumulate && o.c == o.d;
+  if (in_place && !o.tune_d) return;
+  void* d = in_place ? o.tune_d : o.d;
   cudaEvent_t start = nullptr, stop = nullptr;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
   flush_.reserve(kL2FlushBytes, "GEMM tuning L2 flush");  // kept: one allocation for every shape tuned
-  const float alpha = 1.0f, beta = 0.0f;
   float best_ms = 0.0f;
   bool found = false;
   for (size_t i = 0; i < plan.candidates.size(); ++i) {
-    const auto& algo = plan.candidates[i].algo;
-    auto launch = [&] {
-      return cublasLtMatmul(handle_, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, d, plan.d, d, plan.d, &algo,
-                            workspace_.data(), workspace_.bytes(), stream_);
-    };
+    auto launch = [&] { return matmul(plan, s, o, d, plan.candidates[i].algo); };
     if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // warm-up; a candidate that refuses is skipped
     float ms = 0.0f;
     for (int r = 0; r < kTuneReps; ++r) {
@@ -167,24 +188,26 @@ void GemmRunner::tune(Plan& plan, const GemmShape& s, const void* a, const void*
   }
   CUDA_CHECK(cudaEventDestroy(start));
   CUDA_CHECK(cudaEventDestroy(stop));
-  (void)bias;
+  if (!found) plan.candidates.clear();  // every candidate refused to run: as if cuBLASLt had offered none
 }
 
-bool GemmRunner::run(GemmShape s, const void* a, const void* b, void* d, const void* bias) {
+bool GemmRunner::run(const GemmShape& s, const GemmOperands& o) {
   if (s.m == 0 || s.n == 0) return true;
   Plan* plan = plan_for(s);
-  if (plan->candidates.empty()) {
-    SPARVAR_CHECK(s.epilogue != GemmEpilogue::None, "gemm: cuBLASLt has no algorithm for m={} n={} k={} ({})", s.m,
-                  s.n, s.k, dtype_name(s.dtype));
-    return false;
+  if (has_bias(s.epilogue) && !plan->candidates.empty())
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &o.bias, sizeof(o.bias)));
+  if (!plan->tuned) tune(*plan, s, o);
+  if (!plan->candidates.empty()) {
+    const cublasStatus_t status = matmul(*plan, s, o, o.d, plan->candidates[plan->chosen].algo);
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED || !refusable(s)) {
+      CUBLAS_CHECK(status);
+      return true;
+    }
+    plan->candidates.clear();  // refused at launch: compose this shape from now on
   }
-  if (has_bias(s.epilogue))
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-  if (!plan->tuned) tune(*plan, s, a, b, d, bias);
-  const float alpha = 1.0f, beta = 0.0f;
-  CUBLAS_CHECK(cublasLtMatmul(handle_, plan->desc, &alpha, a, plan->a, b, plan->b, &beta, d, plan->d, d, plan->d,
-                              &plan->candidates[plan->chosen].algo, workspace_.data(), workspace_.bytes(), stream_));
-  return true;
+  SPARVAR_CHECK(refusable(s), "gemm: cuBLASLt has no algorithm for m={} n={} k={} ({})", s.m, s.n, s.k,
+                dtype_name(s.dtype));
+  return false;
 }
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) {
@@ -230,6 +253,46 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, A
   s.epilogue = GemmEpilogue::None;  // no algorithm with that epilogue: plain product, then bias + activation
   gemm_->run(s, w.data(), x.data(), y.data(), nullptr);
   launch_bias_activation(y.dtype(), y.data(), bias_ptr, M, N, kernel_act(act), stream_);
+}
+
+void CudaBackend::linear_residual(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& y,
+                                  Tensor& scratch) {
+  constexpr const char* op = "linear_residual";
+  check_compute(x, op, "x");
+  const std::pair<const Tensor*, const char*> args[] = {
+      {&w, "w"}, {bias, "bias"}, {gate, "gate"}, {&y, "y"}, {&scratch, "scratch"}};
+  for (const auto& [t, name] : args)
+    if (t) check_compute_like(*t, x, op, name);
+  const LinearResidualDims d = check_linear_residual(x, w, bias, gate, y, scratch, op);
+  SPARVAR_CHECK(d.K > 0 || y.numel() == 0, "{}: K = 0 (x {}) leaves the product undefined", op,
+                shape_string(x.shape()));
+  if (y.numel() == 0) return;
+  // A gate would need per-(batch item, output feature) alpha vectors: cuBLASLt 13.1 on the H100 offers no bf16 or f32
+  // algorithm for them (CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_*: int8 kernels only, probed in session 4), so
+  // gated calls are composed; only ungated ones (the cross-attention projection) fuse.
+  if (gate) {
+    Backend::linear_residual(x, w, bias, gate, y, scratch);
+    return;
+  }
+  make_current();
+  // linear's column-major product (y^T = w^T x^T) with C = D = y. scratch is where tuning writes its trial products
+  // (GemmOperands::tune_d), so its alignment counts too.
+  GemmShape s;
+  s.trans_a = true;
+  s.a_is_weight = true;
+  s.m = d.Nout;
+  s.n = d.B * d.N;
+  s.k = d.K;
+  s.lda = d.K;
+  s.ldb = d.K;
+  s.ldc = d.Nout;
+  s.dtype = y.dtype();
+  s.epilogue = bias ? GemmEpilogue::Bias : GemmEpilogue::None;
+  s.accumulate = true;
+  s.alignment = std::min({pointer_alignment(x.data()), pointer_alignment(w.data()), pointer_alignment(y.data()),
+                          pointer_alignment(scratch.data()), bias ? pointer_alignment(bias->data()) : 16u});
+  const GemmOperands o{w.data(), x.data(), y.data(), y.data(), bias ? bias->data() : nullptr, scratch.data()};
+  if (!gemm_->run(s, o)) Backend::linear_residual(x, w, bias, gate, y, scratch);  // no algorithm: composed
 }
 
 }  // namespace sparvar::cuda

@@ -18,6 +18,7 @@ enum class GemmEpilogue { None, Bias, Gelu, GeluBias };
 
 // D[m, n] (column-major, ldc) = op(A)[m, k] op(B)[k, n] (+ bias[m], GELU), `batch` times with the strides.
 // A, B, D share `dtype` (F32 or BF16), as does bias; accumulation and compute are fp32.
+// Residual products (linear_residual): D = op(A) op(B) + C (+ bias), C laid out like D (C = D in place).
 struct GemmShape {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
@@ -28,11 +29,24 @@ struct GemmShape {
   GemmEpilogue epilogue = GemmEpilogue::None;
   uint32_t alignment = 16;  // the smallest alignment (bytes, <= 16) of A, B, D and bias
   bool a_is_weight = false;  // A is a layer's weight (linear): decides whether a few-FLOP product is tuned
+  bool accumulate = false;  // beta = 1: C is read (GemmOperands::c)
 
   auto key() const {
     return std::tuple(trans_a, trans_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c,
-                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment, a_is_weight);
+                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment, a_is_weight, accumulate);
   }
+};
+
+// The pointers of one product (device memory). c: read when the shape accumulates, may be d itself (in place).
+struct GemmOperands {
+  const void* a = nullptr;
+  const void* b = nullptr;
+  const void* c = nullptr;
+  void* d = nullptr;
+  const void* bias = nullptr;
+  // Where tuning writes D when d == c: timing an in-place accumulation would add the product into C once per run.
+  // Laid out like d.
+  void* tune_d = nullptr;
 };
 
 class GemmRunner {
@@ -42,20 +56,26 @@ class GemmRunner {
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
 
-  // Runs the product. Returns false (doing nothing) when cuBLASLt has no algorithm for this epilogue, so the
-  // caller can run it without the epilogue and apply bias/activation itself.
-  bool run(GemmShape shape, const void* a, const void* b, void* d, const void* bias);
+  // Runs the product. Returns false (doing nothing) when cuBLASLt has no algorithm for this epilogue or residual
+  // mode, so the caller can compose it from a plain product and its own passes. Decided once per shape.
+  bool run(const GemmShape& shape, const GemmOperands& operands);
+  bool run(const GemmShape& shape, const void* a, const void* b, void* d, const void* bias) {
+    return run(shape, GemmOperands{a, b, nullptr, d, bias});
+  }
 
  private:
   struct Plan;
   Plan* plan_for(const GemmShape& shape);
-  void tune(Plan& plan, const GemmShape& shape, const void* a, const void* b, void* d, const void* bias);
+  void tune(Plan& plan, const GemmShape& shape, const GemmOperands& operands);
+  cublasStatus_t matmul(const Plan& plan, const GemmShape& shape, const GemmOperands& operands, void* d,
+                        const cublasLtMatmulAlgo_t& algo);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;
   DeviceBuffer flush_;  // rewritten between tuning runs to evict the L2 (allocated at the first tuning)
   bool autotune_ = true;
+  bool fuse_residuals_ = true;  // SPARVAR_FUSED_RESIDUAL=0: residual products are refused (composed by the caller)
   std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
 };
 

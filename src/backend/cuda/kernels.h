@@ -65,11 +65,16 @@ void launch_permute(size_t esize, const void* x, void* y, const std::vector<int6
 // ---- qkv_attention.cu
 struct QkvArgs {
   int64_t batch, tokens, heads, head_dim;  // qkv [batch, tokens, 3 * heads * head_dim]
-  int64_t capacity, offset;                // caches [batch, heads, capacity, head_dim], written at offset
+  int64_t capacity, offset;                // caches [batch, heads, capacity, head_dim], written from offset
   float eps;
+  // Backend's QkvRowMap on the device: q [batch, heads, q_rows, head_dim], cache rows [offset, offset + kv_rows);
+  // a null map is the identity (its rows = tokens). An entry outside [-1, tokens) gives a row of zeros.
+  const int32_t* q_src = nullptr;
+  const int32_t* kv_src = nullptr;
+  int64_t q_rows = 0, kv_rows = 0;
 };
-// Backend::qkv_to_attention: q = rope(l2(q heads) * q_scale); k_cache slab = rope(l2(k heads)); v_cache slab =
-// v heads.
+// Backend::qkv_to_attention: q = rope(l2(q heads) * q_scale); k_cache rows = rope(l2(k heads)); v_cache rows =
+// v heads. Needs fewer than 2^31 tokens and batch * heads * (q_rows + 2 kv_rows) < 2^31 (32-bit row indices).
 void launch_qkv_to_attention(DType dtype, const void* qkv, const void* q_scale, const float* cos, const float* sin,
                              void* q, void* k_cache, void* v_cache, const QkvArgs& args, cudaStream_t stream);
 

@@ -1,5 +1,5 @@
-// Defaults of AttentionExecutor's device CS4A methods: executors that do not build CS4A patterns themselves
-// (builds_cs4a() == false) reject the calls; the runner never makes them.
+// Defaults of AttentionExecutor's optional methods (device CS4A builds, in-place operands): executors that do not
+// have them (builds_cs4a() / in_place() false) reject the calls; the runner never makes them.
 #include "models/infinity/attention_executor.h"
 
 #include "core/error.h"
@@ -9,6 +9,10 @@ namespace sparvar::infinity {
 void AttentionExecutor::set_cs4a_plan(const Cs4aPlan&) { fail("this attention executor does not build CS4A patterns"); }
 void AttentionExecutor::build_cs4a(std::span<const int>) { fail("this attention executor does not build CS4A patterns"); }
 BlockPattern AttentionExecutor::cs4a_selection() { fail("this attention executor does not build CS4A patterns"); }
+void AttentionExecutor::attend_in_place(const Tensor&, const Tensor&, const Tensor&, int scale, int, MassOutput,
+                                        Tensor&) {
+  fail("this attention executor cannot read its operands in place (scale {})", scale);
+}
 BlockPattern AttentionExecutor::download_pattern(int slot) {
   fail("this attention executor keeps no device patterns to download (slot {})", slot);
 }

@@ -29,8 +29,9 @@ class AttentionExecutor {
   virtual ~AttentionExecutor() = default;
   // Registers scale k's layouts (permutation tables); before reserve().
   virtual void add_scale(int scale, const ScaleLayouts& layouts) = 0;
-  // Sizes the scratch for `batch` rows over every registered scale; never shrinks.
-  virtual void reserve(int64_t batch) = 0;
+  // Sizes the scratch for `batch` rows over every registered scale; never shrinks. gather = false: only what
+  // attend_in_place needs (no tile copies of q, k, v and out).
+  virtual void reserve(int64_t batch, bool gather = true) = 0;
   // Makes `layout` the pattern of `slot` (replacing any earlier one). Its geometry must match the scale it
   // is later used with.
   virtual void set_pattern(int slot, const BlockSparseLayout& layout) = 0;
@@ -39,6 +40,13 @@ class AttentionExecutor {
   // read) with the pattern of `slot`; the block mass as `mass` asks.
   virtual void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
                       Tensor& out) = 0;
+  // The same, reading its operands in place (no gather, no scatter): q [B, H, q slots, D] already in scale
+  // `scale`'s padded q tile order, k / v [B, H, capacity, D] a KV cache in the padded tile order of the whole
+  // schedule (the layout of scales 0..K-1, whose first blocks are those of scales 0..scale), padding rows
+  // finite. out as in attend(). Bf16 only; executors that cannot (in_place() false) throw.
+  virtual bool in_place() const { return false; }
+  virtual void attend_in_place(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
+                               Tensor& out);
 
   // ---- CS4A on the executor's device (builds_cs4a() == true; the others throw elsewhere) ----
   virtual bool builds_cs4a() const { return false; }

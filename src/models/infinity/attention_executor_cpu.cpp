@@ -22,7 +22,7 @@ class CpuAttentionExecutor final : public AttentionExecutor {
     max_k_ = std::max(max_k_, layouts.k.num_slots());
   }
 
-  void reserve(int64_t batch) override {
+  void reserve(int64_t batch, bool /*gather: the CPU always gathers*/) override {
     if (batch <= batch_) return;
     batch_ = batch;
     const int64_t bhd = batch * heads_ * dim_;
@@ -55,7 +55,7 @@ class CpuAttentionExecutor final : public AttentionExecutor {
     }
     SPARVAR_CHECK(layout.pattern.num_q_blocks == L.q.num_blocks() && layout.pattern.num_k_blocks == L.k.num_blocks(),
                   "sparse attention: pattern {} does not fit scale {}", slot, scale);
-    reserve(B);  // grows once if a larger batch shows up
+    reserve(B, true);  // grows once if a larger batch shows up
 
     const int64_t qs = L.q.num_slots(), ks = L.k.num_slots();
     Tensor qt = q_.slice0(0, B * H * qs * D).view({B, H, qs, D});

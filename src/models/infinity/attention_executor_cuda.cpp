@@ -60,15 +60,18 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     max_mass_ = std::max(max_mass_, int64_t{layouts.q.num_blocks()} * layouts.k.num_blocks());
   }
 
-  void reserve(int64_t batch) override {
-    if (batch <= batch_) return;
-    batch_ = batch;
+  void reserve(int64_t batch, bool gather) override {
+    if (batch > batch_) {
+      batch_ = batch;
+      mass_.reserve(static_cast<size_t>(batch * heads_ * max_mass_) * sizeof(float), "sparse attention block mass");
+    }
+    if (!gather || batch <= gather_batch_) return;
+    gather_batch_ = batch;
     const size_t bhd = static_cast<size_t>(batch * heads_ * dim_) * 2;  // bf16
     q_.reserve(bhd * max_q_, "sparse attention q tiles");
     o_.reserve(bhd * max_q_, "sparse attention out tiles");
     k_.reserve(bhd * max_k_, "sparse attention k tiles");
     v_.reserve(bhd * max_k_, "sparse attention v tiles");
-    mass_.reserve(static_cast<size_t>(batch * heads_ * max_mass_) * sizeof(float), "sparse attention block mass");
   }
 
   void set_pattern(int slot, const BlockSparseLayout& layout) override {
@@ -83,78 +86,34 @@ class CudaAttentionExecutor final : public AttentionExecutor {
 
   void attend(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
               Tensor& out) override {
-    const auto sit = scales_.find(scale);
-    const auto pit = patterns_.find(slot);
-    SPARVAR_CHECK(sit != scales_.end() && pit != patterns_.end(), "cuda sparse attention: scale {} / pattern {} not "
-                  "registered", scale, slot);
-    const DeviceScale& S = sit->second;
-    const DevicePattern& P = pit->second;
-    const int64_t B = q.dim(0), H = heads_, D = dim_, Nq = S.host.q.num_rows(), Nk = S.host.k.num_rows(),
-                  cap = k.dim(2);
-    expect_shape(q, {B, H, Nq, D}, "sparse attention q");
-    expect_shape(out, {B, Nq, H, D}, "sparse attention out");
-    SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D && cap >= Nk && v.shape() == k.shape(),
-                  "sparse attention: k {} / v {} must be [{}, {}, >= {}, {}]", k.describe(), v.describe(), B, H, Nk, D);
-    const DType dt = q.dtype();
-    SPARVAR_CHECK(dt == DType::BF16 || dt == DType::F32, "sparse attention: q is {}, want bf16 or f32", q.describe());
-    for (const Tensor* t : {&q, &k, &v, const_cast<const Tensor*>(&out)}) {
-      SPARVAR_CHECK(t->dtype() == dt, "sparse attention: {} and q {} must share one dtype", t->describe(), q.describe());
-      SPARVAR_CHECK(t->device() == Device::CUDA, "sparse attention: {} is not on the GPU", t->describe());
-    }
-    const bool device_built = P.cs4a_scale >= 0;
-    if (device_built) {
-      SPARVAR_CHECK(cs4a_ && cs4a_->plan().scales[static_cast<size_t>(P.cs4a_scale)].scale == scale,
-                    "sparse attention: pattern {} was built for another scale than {}", slot, scale);
-      SPARVAR_CHECK(!mass.wanted(), "sparse attention: block mass is only recorded with host-built patterns");
-    } else {
-      SPARVAR_CHECK(P.host.pattern.num_q_blocks == S.host.q.num_blocks() &&
-                        P.host.pattern.num_k_blocks == S.host.k.num_blocks(),
-                    "sparse attention: pattern {} does not fit scale {}", slot, scale);
-    }
-    reserve(B);
-    mass_batch_ = 0;  // a kept mass is the last call's only
-
-    const bool f32 = dt == DType::F32;
-    const int64_t qs = S.host.q.num_slots(), ks = S.host.k.num_slots(), BH = B * H;
-    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(q.data(), f32, Nq, S.q_row_of_slot.as<int32_t>(), qs, q_.data(),
-                                                    BH, static_cast<int>(D), stream_));
-    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(k.data(), f32, cap, S.k_row_of_slot.as<int32_t>(), ks, k_.data(),
-                                                    BH, static_cast<int>(D), stream_));
-    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(v.data(), f32, cap, S.k_row_of_slot.as<int32_t>(), ks, v_.data(),
-                                                    BH, static_cast<int>(D), stream_));
-    BlockSparseAttentionArgs a{};
-    a.q = q_.data();
-    a.k = k_.data();
-    a.v = v_.data();
-    a.out = o_.data();
-    a.batch = static_cast<int>(B);
-    a.heads = static_cast<int>(H);
-    a.head_dim = static_cast<int>(D);
-    a.nq = static_cast<int>(qs);
-    a.nk = static_cast<int>(ks);
-    a.q_block = S.host.q.block_size();
-    a.k_block = S.host.k.block_size();
-    a.row_offsets = P.row_offsets.as<int>();
-    a.col_blocks = P.col_blocks.as<int>();
-    // A device-built pattern's nnz stays on the device: it is only needed for block_mass, which it never has.
-    a.nnz = device_built ? 0 : static_cast<int>(P.host.pattern.nnz());
-    a.pattern_heads = device_built ? static_cast<int>(H) : P.host.pattern.pattern_heads();
-    a.k_valid = device_built ? S.k_valid.as<int>() : P.k_valid.as<int>();
-    a.q_valid = device_built ? S.q_valid.as<int>() : P.q_valid.as<int>();
-    a.softmax_scale = 1.0f;
-    a.block_mass = mass.wanted() ? mass_.as<float>() : nullptr;
-    a.kernel = kernel_;
+    const Call c = prepare(q, k, v, scale, slot, mass, out, /*in_place=*/false);
+    const bool f32 = q.dtype() == DType::F32;
+    const int64_t qs = c.S.host.q.num_slots(), ks = c.S.host.k.num_slots(), BH = c.B * heads_;
+    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(q.data(), f32, c.Nq, c.S.q_row_of_slot.as<int32_t>(), qs,
+                                                    q_.data(), BH, static_cast<int>(dim_), stream_));
+    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(k.data(), f32, k.dim(2), c.S.k_row_of_slot.as<int32_t>(), ks,
+                                                    k_.data(), BH, static_cast<int>(dim_), stream_));
+    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(v.data(), f32, k.dim(2), c.S.k_row_of_slot.as<int32_t>(), ks,
+                                                    v_.data(), BH, static_cast<int>(dim_), stream_));
+    BlockSparseAttentionArgs a = kernel_args(c, q_.data(), k_.data(), v_.data(), o_.data(), mass);
     block_sparse_attention(a, stream_);
-    CUDA_CHECK(attn_cuda::scatter_tiles_to_rows(o_.data(), qs, S.q_slot_of_row.as<int32_t>(), Nq, out.data(), f32, BH,
-                                                static_cast<int>(D), stream_, /*dst_heads=*/H));
-    if (mass.host) download_mass(P.host, B, *mass.host);
-    if (mass.keep) {
-      const BlockPattern& p = P.host.pattern;
-      // build_cs4a reads the mass as [B, H, nq, nk]: the kernel's layout for a dense pattern shared by heads.
-      const bool dense_shared = p.shared_across_heads && p.nnz() == int64_t{p.num_q_blocks} * p.num_k_blocks;
-      mass_batch_ = dense_shared ? B : 0;
-      mass_scale_ = scale;
-    }
+    CUDA_CHECK(attn_cuda::scatter_tiles_to_rows(o_.data(), qs, c.S.q_slot_of_row.as<int32_t>(), c.Nq, out.data(), f32,
+                                                BH, static_cast<int>(dim_), stream_, /*dst_heads=*/heads_));
+    finish(c, mass);
+  }
+
+  bool in_place() const override { return kernel_ != BSA_KERNEL_PAIRED; }
+
+  void attend_in_place(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
+                       Tensor& out) override {
+    SPARVAR_CHECK(in_place(), "cuda sparse attention: the paired kernel cannot read its operands in place");
+    const Call c = prepare(q, k, v, scale, slot, mass, out, /*in_place=*/true);
+    BlockSparseAttentionArgs a = kernel_args(c, q.data(), k.data(), v.data(), out.data(), mass);
+    a.kv_rows = static_cast<int>(k.dim(2));
+    a.out_rows = c.S.q_row_of_slot.as<int>();
+    a.out_tokens = static_cast<int>(c.Nq);
+    block_sparse_attention(a, stream_);
+    finish(c, mass);
   }
 
   bool builds_cs4a() const override { return true; }
@@ -207,6 +166,93 @@ class CudaAttentionExecutor final : public AttentionExecutor {
   }
 
  private:
+  // One call's validated operands.
+  struct Call {
+    const DeviceScale& S;
+    const DevicePattern& P;
+    int64_t B, Nq;
+    bool device_built;
+    int scale;
+  };
+
+  // Shapes, dtypes and the pattern's fit, before any launch. In place: q holds the scale's padded q slots and k / v
+  // at least its padded key slots, in bf16 (the kernel's type); otherwise q / k / v are row-major, bf16 or f32.
+  Call prepare(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, const MassOutput& mass,
+               const Tensor& out, bool in_place) {
+    const auto sit = scales_.find(scale);
+    const auto pit = patterns_.find(slot);
+    SPARVAR_CHECK(sit != scales_.end() && pit != patterns_.end(), "cuda sparse attention: scale {} / pattern {} not "
+                  "registered", scale, slot);
+    const DeviceScale& S = sit->second;
+    const DevicePattern& P = pit->second;
+    const int64_t B = q.dim(0), H = heads_, D = dim_, Nq = S.host.q.num_rows();
+    const int64_t q_rows = in_place ? S.host.q.num_slots() : Nq, k_rows = in_place ? S.host.k.num_slots() : S.host.k.num_rows();
+    expect_shape(q, {B, H, q_rows, D}, in_place ? "sparse attention q (padded tile order)" : "sparse attention q");
+    expect_shape(out, {B, Nq, H, D}, "sparse attention out");
+    SPARVAR_CHECK(k.ndim() == 4 && k.dim(0) == B && k.dim(1) == H && k.dim(3) == D && k.dim(2) >= k_rows &&
+                      v.shape() == k.shape(),
+                  "sparse attention: k {} / v {} must be [{}, {}, >= {}, {}]", k.describe(), v.describe(), B, H, k_rows, D);
+    const DType dt = q.dtype();
+    SPARVAR_CHECK(dt == DType::BF16 || (dt == DType::F32 && !in_place), "sparse attention: q is {}, want bf16{}",
+                  q.describe(), in_place ? " (in place)" : " or f32");
+    for (const Tensor* t : {&q, &k, &v, &out}) {
+      SPARVAR_CHECK(t->dtype() == dt, "sparse attention: {} and q {} must share one dtype", t->describe(), q.describe());
+      SPARVAR_CHECK(t->device() == Device::CUDA, "sparse attention: {} is not on the GPU", t->describe());
+    }
+    const bool device_built = P.cs4a_scale >= 0;
+    if (device_built) {
+      SPARVAR_CHECK(cs4a_ && cs4a_->plan().scales[static_cast<size_t>(P.cs4a_scale)].scale == scale,
+                    "sparse attention: pattern {} was built for another scale than {}", slot, scale);
+      SPARVAR_CHECK(!mass.wanted(), "sparse attention: block mass is only recorded with host-built patterns");
+    } else {
+      SPARVAR_CHECK(P.host.pattern.num_q_blocks == S.host.q.num_blocks() &&
+                        P.host.pattern.num_k_blocks == S.host.k.num_blocks(),
+                    "sparse attention: pattern {} does not fit scale {}", slot, scale);
+    }
+    reserve(B, !in_place);
+    mass_batch_ = 0;  // a kept mass is the last call's only
+    return Call{S, P, B, Nq, device_built, scale};
+  }
+
+  BlockSparseAttentionArgs kernel_args(const Call& c, const void* q, const void* k, const void* v, void* out,
+                                       const MassOutput& mass) {
+    BlockSparseAttentionArgs a{};
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.out = out;
+    a.batch = static_cast<int>(c.B);
+    a.heads = static_cast<int>(heads_);
+    a.head_dim = static_cast<int>(dim_);
+    a.nq = static_cast<int>(c.S.host.q.num_slots());
+    a.nk = static_cast<int>(c.S.host.k.num_slots());
+    a.q_block = c.S.host.q.block_size();
+    a.k_block = c.S.host.k.block_size();
+    a.row_offsets = c.P.row_offsets.as<int>();
+    a.col_blocks = c.P.col_blocks.as<int>();
+    // A device-built pattern's nnz stays on the device: it is only needed for block_mass, which it never has.
+    a.nnz = c.device_built ? 0 : static_cast<int>(c.P.host.pattern.nnz());
+    a.pattern_heads = c.device_built ? static_cast<int>(heads_) : c.P.host.pattern.pattern_heads();
+    a.k_valid = c.device_built ? c.S.k_valid.as<int>() : c.P.k_valid.as<int>();
+    a.q_valid = c.device_built ? c.S.q_valid.as<int>() : c.P.q_valid.as<int>();
+    a.softmax_scale = 1.0f;
+    a.block_mass = mass.wanted() ? mass_.as<float>() : nullptr;
+    a.kernel = kernel_;
+    return a;
+  }
+
+  // After the kernel: the mass to the host and / or kept for build_cs4a, as asked.
+  void finish(const Call& c, const MassOutput& mass) {
+    if (mass.host) download_mass(c.P.host, c.B, *mass.host);
+    if (mass.keep) {
+      const BlockPattern& p = c.P.host.pattern;
+      // build_cs4a reads the mass as [B, H, nq, nk]: the kernel's layout for a dense pattern shared by heads.
+      const bool dense_shared = p.shared_across_heads && p.nnz() == int64_t{p.num_q_blocks} * p.num_k_blocks;
+      mass_batch_ = dense_shared ? c.B : 0;
+      mass_scale_ = c.scale;
+    }
+  }
+
   // The kernel's mass follows col_blocks ([B*H, nnz] for a shared pattern, [B, nnz] for a per-head one, whose
   // rows hold their own slice of col_blocks); expand to [B, H, nq, nk]. Synchronises: CS4A needs it now.
   void download_mass(const BlockSparseLayout& layout, int64_t B, std::vector<float>& mass) {
@@ -236,7 +282,7 @@ class CudaAttentionExecutor final : public AttentionExecutor {
   int kernel_;
   std::map<int, DeviceScale> scales_;
   std::map<int, DevicePattern> patterns_;
-  int64_t max_q_ = 0, max_k_ = 0, max_mass_ = 0, batch_ = 0;
+  int64_t max_q_ = 0, max_k_ = 0, max_mass_ = 0, batch_ = 0, gather_batch_ = 0;
   DeviceBuffer q_, o_, k_, v_, mass_;
   std::vector<float> staging_;
   std::unique_ptr<Cs4aDeviceBuilder> cs4a_;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "attention/schedule.h"
 #include "backend/backend.h"
@@ -16,6 +17,21 @@ struct SelfAttentionCall {
   int scale = 0;
   const ScaleSchedule* schedule = nullptr;
   int64_t kv_tokens = 0;  // keys [0, kv_tokens) of the cache are valid (scales 0..scale)
+  bool runner_order = false;  // q and the cache are in the runner's cache_order() (its rows of this scale)
+};
+
+// A runner's own row order for q and the KV cache (AttentionRunner::cache_order). The model writes scale k with
+// Backend::qkv_to_attention's row maps: q [B, H, q_rows, D] from q_src (undefined: row-major, q_rows = tokens),
+// cache rows [first_row, first_row + kv_src rows) from kv_src. Every cache row is written by exactly one scale,
+// padding rows with zeros.
+struct ScaleRows {
+  Tensor q_src, kv_src;  // I32 on the runner's backend
+  int64_t first_row = 0, q_rows = 0;
+};
+struct CacheOrder {
+  int64_t capacity = 0;    // cache rows per (batch, head)
+  int64_t max_q_rows = 0;  // the largest q_rows
+  std::vector<ScaleRows> scales;
 };
 
 class AttentionRunner {
@@ -36,6 +52,12 @@ class AttentionRunner {
   virtual bool capturable(int scale) const {
     (void)scale;
     return true;
+  }
+  // The row order this runner wants q and the KV cache in for a model of `dtype`, or null (row-major: q row n =
+  // token n, cache row = offset + n). The object lives as long as the runner.
+  virtual const CacheOrder* cache_order(DType dtype) const {
+    (void)dtype;
+    return nullptr;
   }
   // Called once an image's work has finished (after the generator's last synchronisation): drop host copies
   // of per-image state, report errors the device found.

@@ -1,5 +1,6 @@
 #include "models/infinity/block.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sparvar::infinity {
@@ -11,9 +12,11 @@ enum Mod { G1 = 0, G2 = 1, S1 = 2, S2 = 3, B1 = 4, B2 = 5 };
 
 }  // namespace
 
-void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens) {
+void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens,
+                             int64_t max_q_rows) {
   const int64_t bn = batch * max_tokens, C = c.embed_dim;
-  for (const char* name : {"x", "h", "tmp", "q", "attn", "caq"}) ws.reserve(name, bn * C);
+  for (const char* name : {"x", "h", "tmp", "attn", "caq"}) ws.reserve(name, bn * C);
+  ws.reserve("q", batch * std::max(max_tokens, max_q_rows) * C);
   ws.reserve("qkv", bn * 3 * C);
   ws.reserve("ffn", bn * c.ffn_hidden);
   ws.reserve("logits", bn * 2 * c.d_vae());
@@ -34,13 +37,16 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   be.layer_norm_modulate(x, cond.mod(layer, S1), cond.mod(layer, B1), eps, h);
   Tensor qkv = ws.take("qkv", {B, n, 3 * C});
   be.linear(h, bw.qkv_w, &bw.qkv_b, Activation::None, qkv);
-  Tensor q = ws.take("q", {B, H, n, hd});
-  be.qkv_to_attention(qkv, &bw.q_head_scale, step.rope_cos, step.rope_sin, kL2Eps, step.offset, q,
-                      cache.mutable_keys(layer), cache.mutable_values(layer));
-  SelfAttentionCall call{layer, step.scale, step.schedule, step.offset + n};
+  // In the runner's cache order (padded tile order on CUDA) when it keeps one: its kernel then reads q, k, v in place.
+  const ScaleRows* rows = step.rows;
+  Tensor q = ws.take("q", {B, H, rows ? rows->q_rows : n, hd});
+  const QkvRowMap map{rows && rows->q_src.defined() ? &rows->q_src : nullptr, rows ? &rows->kv_src : nullptr};
+  be.qkv_to_attention(qkv, &bw.q_head_scale, step.rope_cos, step.rope_sin, kL2Eps, rows ? rows->first_row : step.offset,
+                      q, cache.mutable_keys(layer), cache.mutable_values(layer), rows ? &map : nullptr);
+  SelfAttentionCall call{layer, step.scale, step.schedule, step.offset + n, rows != nullptr};
   runner.self_attention(be, q, cache.keys(layer), cache.values(layer), call, attn);
-  be.linear(attn.view({B, n, C}), bw.sa_proj_w, &bw.sa_proj_b, Activation::None, tmp);
-  be.gated_residual(x, cond.mod(layer, G1), tmp);
+  const Tensor g1 = cond.mod(layer, G1);
+  be.linear_residual(attn.view({B, n, C}), bw.sa_proj_w, &bw.sa_proj_b, &g1, x, tmp);
 
   // ---- cross-attention to the text ----
   be.layer_norm(x, &bw.ca_norm_w, &bw.ca_norm_b, eps, h);
@@ -51,15 +57,14 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   params.kv_lengths = cond.lengths;
   params.q_tokens_major = params.out_tokens_major = true;
   be.attention(caq.view({B, n, H, hd}), cond.ca_keys(layer), cond.ca_values(layer), params, attn);
-  be.linear(attn.view({B, n, C}), bw.ca_proj_w, &bw.ca_proj_b, Activation::None, tmp);
-  be.add(x, tmp, x);
+  be.linear_residual(attn.view({B, n, C}), bw.ca_proj_w, &bw.ca_proj_b, nullptr, x, tmp);
 
   // ---- FFN ----
   be.layer_norm_modulate(x, cond.mod(layer, S2), cond.mod(layer, B2), eps, h);
   Tensor f = ws.take("ffn", {B, n, c.ffn_hidden});
   be.linear(h, bw.fc1_w, &bw.fc1_b, Activation::GeluTanh, f);
-  be.linear(f, bw.fc2_w, &bw.fc2_b, Activation::None, tmp);
-  be.gated_residual(x, cond.mod(layer, G2), tmp);
+  const Tensor g2 = cond.mod(layer, G2);
+  be.linear_residual(f, bw.fc2_w, &bw.fc2_b, &g2, x, tmp);
 }
 
 Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x) {

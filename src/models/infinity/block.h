@@ -4,7 +4,7 @@
 //   x += FFN(LN(x) * (1 + s2) + b2) * g2      GELU-tanh
 // and the bitwise head. All activations come from the planned Workspace (see reserve_block_workspace). The
 // small steps are the backend's fused ops (layer_norm_modulate, qkv_to_attention into the KV cache,
-// gated_residual), so a block is about 20 launches: the GEMMs, the two attentions and a few passes.
+// linear_residual), so a block is about 20 launches: the GEMMs, the two attentions and a few passes.
 #pragma once
 
 #include "attention/schedule.h"
@@ -23,10 +23,13 @@ struct ScaleStep {
   int64_t tokens = 0;   // n = h * w
   int64_t offset = 0;   // tokens of the earlier scales (where this scale's keys go in the cache)
   Tensor rope_cos, rope_sin;  // F32 [n, head_dim / 2]
+  const ScaleRows* rows = nullptr;  // the runner's cache order for this scale (null: row-major)
 };
 
-// Reserves every buffer run_block and run_head take, for `batch` rows and up to `max_tokens` tokens.
-void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens);
+// Reserves every buffer run_block and run_head take, for `batch` rows and up to `max_tokens` tokens (q: up to
+// max_q_rows rows, the runner's CacheOrder::max_q_rows; 0 = max_tokens).
+void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens,
+                             int64_t max_q_rows = 0);
 
 // x [batch, n, C] is updated in place.
 void run_block(Backend& be, const InfinityWeights& w, int layer, const Conditioning& cond, const ScaleStep& step,

@@ -15,14 +15,17 @@ constexpr const char* kTextScratch = "ffn";
 
 }  // namespace
 
-GenerationPlan::GenerationPlan(Backend& be, const InfinityWeights& w, const ScaleSchedule& sched, PlanKey key_in)
+GenerationPlan::GenerationPlan(Backend& be, const InfinityWeights& w, const ScaleSchedule& sched, PlanKey key_in,
+                               const CacheOrder* order_in)
     : key(std::move(key_in)),
       schedule(sched),
       batch(key.batch),
       rows(key.cfg ? 2 * key.batch : key.batch),
       bits_per_run(key.batch * sched.total_tokens() * w.config.d_vae()),
       max_n(0),
-      cache(be, w.config.depth, rows, w.config.num_heads, sched.total_tokens(), w.config.head_dim(), w.dtype),
+      order(order_in ? std::optional<CacheOrder>(*order_in) : std::nullopt),
+      cache(be, w.config.depth, rows, w.config.num_heads, order ? order->capacity : sched.total_tokens(),
+            w.config.head_dim(), w.dtype),
       ws(be, w.dtype),
       codes(be, DType::F32),
       bits(be, DType::U8),
@@ -34,7 +37,7 @@ GenerationPlan::GenerationPlan(Backend& be, const InfinityWeights& w, const Scal
     max_n = std::max(max_n, g.tokens());
     max_latent = std::max(max_latent, latent_grid(g, c.spatial_patchify).tokens());
   }
-  reserve_block_workspace(ws, c, rows, max_n);
+  reserve_block_workspace(ws, c, rows, max_n, order ? order->max_q_rows : 0);
   ws.reserve("tokens", batch * max_n * D);
   ws.reserve("embedded", batch * max_n * C);
   const ScaleGrid last = latent_grid(sched.grids().back(), c.spatial_patchify);

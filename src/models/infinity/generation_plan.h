@@ -6,10 +6,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "attention/schedule.h"
 #include "backend/backend.h"
+#include "models/infinity/attention_runner.h"
 #include "models/infinity/conditioning.h"
 #include "models/infinity/kv_cache.h"
 #include "models/infinity/scale_graphs.h"
@@ -35,7 +37,9 @@ struct ScaleSettings {
 };
 
 struct GenerationPlan {
-  GenerationPlan(Backend& backend, const InfinityWeights& w, const ScaleSchedule& schedule, PlanKey key);
+  // order: the attention runner's cache order (AttentionRunner::cache_order), or null for row-major.
+  GenerationPlan(Backend& backend, const InfinityWeights& w, const ScaleSchedule& schedule, PlanKey key,
+                 const CacheOrder* order);
 
   // Text buffers for `text_len` tokens, rebuilt when that changes (dropping the recordings, which hold their
   // addresses); their scratch is borrowed from `ws`.
@@ -52,6 +56,7 @@ struct GenerationPlan {
   int64_t batch, rows;           // images; transformer rows (2 * batch with CFG)
   int64_t bits_per_run;          // batch * total tokens * d_vae
   int64_t max_n;                 // tokens of the largest scale
+  std::optional<CacheOrder> order;  // the runner's q / KV-cache row order (none: row-major)
   KvCache cache;
   Workspace ws;                  // model dtype: the blocks' activations, the next input
   Workspace codes;               // F32: the running sum of codes, a scale's codes, the next input (kept logits)

@@ -107,7 +107,8 @@ GenerationPlan& InfinityModel::plan_for(const ScaleSchedule& schedule, int64_t b
   reused = plan_ && plan_->key == key;
   if (!reused) {
     plan_.reset();  // first: the old plan's memory goes before the new one's is allocated
-    plan_ = std::make_unique<GenerationPlan>(backend_, weights_, schedule, std::move(key));
+    plan_ = std::make_unique<GenerationPlan>(backend_, weights_, schedule, std::move(key),
+                                             runner.cache_order(weights_.dtype));
   }
   return *plan_;
 }

@@ -39,7 +39,8 @@ void run_scale(Backend& be, const InfinityWeights& w, GenerationPlan& p, Attenti
   const int64_t n = grid.tokens(), off = sched.offset(si);
 
   // Transformer: x holds this scale's input rows (the start token at scale 0).
-  ScaleStep step{si, &sched, n, off, p.rope_cos.slice0(off, off + n), p.rope_sin.slice0(off, off + n)};
+  ScaleStep step{si, &sched, n, off, p.rope_cos.slice0(off, off + n), p.rope_sin.slice0(off, off + n),
+                 p.order ? &p.order->scales[static_cast<size_t>(si)] : nullptr};
   Tensor x = p.ws.take("x", {bs, n, C});
   be.add(x, w.lvl_embed.slice0(si, si + 1).view({C}), x);
   for (int l = 0; l < c.depth; ++l) run_block(be, w, l, cond, step, p.cache, runner, p.ws, x);

@@ -1,6 +1,7 @@
 #include "models/infinity/sparse_attention_runner.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "attention/cs4a_plan.h"
 #include "core/error.h"
@@ -78,7 +79,11 @@ SparseAttentionRunner::SparseAttentionRunner(Backend& backend, AttentionMode mod
     }
     if (static_[static_cast<size_t>(k)]) exec_->set_pattern(k, *static_[static_cast<size_t>(k)]);
   }
-  exec_->reserve(o.max_batch);
+  const char* env = std::getenv("SPARVAR_ATTN_IN_PLACE");
+  in_place_ = o.in_place && exec_->in_place() && !(env && std::string_view(env) == "0");
+  kernel_dense_.assign(static_cast<size_t>(K), 0);
+  if (in_place_) build_cache_order(backend, packed);
+  exec_->reserve(o.max_batch, /*gather=*/!in_place_);
   if (decision_scale_ >= 0 && decision_scale_ + 1 < K && exec_->builds_cs4a()) {
     std::vector<const Cs4aMapper*> later;
     for (int k = decision_scale_ + 1; k < K; ++k) later.push_back(mappers_[static_cast<size_t>(k)].get());
@@ -93,6 +98,70 @@ SparseAttentionRunner::SparseAttentionRunner(Backend& backend, AttentionMode mod
 }
 
 SparseAttentionRunner::~SparseAttentionRunner() = default;
+
+// The KV cache in the padded tile order of the whole schedule (the key layout of scales 0..K-1, whose first blocks
+// are the key layout of every shorter prefix), q in its scale's padded q tile order. The backend's dense attention
+// reads cache rows [0, kv_tokens) as keys, so it keeps only the scales whose prefix is still row-major without
+// gaps (the packed sink scales); the other dense scales go through the kernel with every block listed.
+void SparseAttentionRunner::build_cache_order(Backend& backend, int packed) {
+  const SparseAttentionOptions& o = options_;
+  const int K = schedule_.num_scales();
+  const TileLayout full = TileLayout::build(schedule_, 0, K - 1, o.k_tile, packed);
+  const std::vector<int32_t>& slot_of_row = full.slot_of_row();
+  const std::vector<int32_t>& row_of_slot = full.row_of_slot();
+  int64_t row_major = 0;  // leading rows at their own index
+  while (row_major < full.num_rows() && slot_of_row[static_cast<size_t>(row_major)] == row_major) ++row_major;
+  auto upload = [&](const std::vector<int32_t>& rows) {
+    Tensor host = Tensor::empty({static_cast<int64_t>(rows.size())}, DType::I32);
+    std::copy(rows.begin(), rows.end(), host.data_as<int32_t>());
+    return backend.upload(host, DType::I32);
+  };
+  order_ = CacheOrder{};
+  order_.capacity = full.num_slots();
+  for (int k = 0; k < K; ++k) {
+    const size_t ks = static_cast<size_t>(k);
+    const int64_t first = schedule_.offset(k), n = schedule_.tokens(k);
+    if (!sparse_[ks] && first + n > row_major) {
+      kernel_dense_[ks] = 1;
+      layouts_[ks] = make_scale_layouts(schedule_, k, o.q_tile, o.k_tile, packed);
+      const ScaleLayouts& l = layouts_[ks];
+      exec_->add_scale(k, l);
+      static_[ks] = std::make_unique<BlockSparseLayout>(
+          make_block_sparse_layout(dense_pattern(l.q.num_blocks(), l.k.num_blocks(), heads_), l.q, l.k));
+      exec_->set_pattern(k, *static_[ks]);
+    }
+    // Cache rows of scale k: from its first token's slot up to the next scale's (its padding included).
+    ScaleRows rows;
+    rows.first_row = slot_of_row[static_cast<size_t>(first)];
+    const int64_t end = k + 1 < K ? slot_of_row[static_cast<size_t>(first + n)] : full.num_slots();
+    std::vector<int32_t> kv_src;
+    for (int64_t slot = rows.first_row; slot < end; ++slot) {
+      const int32_t row = row_of_slot[static_cast<size_t>(slot)];
+      SPARVAR_CHECK(row < 0 || (row >= first && row < first + n), "cache order: slot {} of scale {} holds row {}",
+                    slot, k, row);
+      kv_src.push_back(row < 0 ? -1 : static_cast<int32_t>(row - first));
+    }
+    rows.kv_src = upload(kv_src);
+    if (sparse_[ks] || kernel_dense_[ks]) {
+      const TileLayout& q = layouts_[ks].q;  // of scale k alone: rows are the scale's own token indices
+      rows.q_src = upload(q.row_of_slot());
+      rows.q_rows = q.num_slots();
+    } else {
+      rows.q_rows = n;
+    }
+    order_.max_q_rows = std::max(order_.max_q_rows, rows.q_rows);
+    order_.scales.push_back(std::move(rows));
+  }
+}
+
+const CacheOrder* SparseAttentionRunner::cache_order(DType dtype) const {
+  return in_place_ && dtype == DType::BF16 ? &order_ : nullptr;
+}
+
+// Through the kernel: SparVAR's sparse scales always; in the cache order, the dense scales with gaps too.
+bool SparseAttentionRunner::runs_kernel(int scale, bool runner_order) const {
+  return runs_block_sparse(scale) || (runner_order && kernel_dense_[static_cast<size_t>(scale)]);
+}
 
 bool SparseAttentionRunner::runs_block_sparse(int scale) const {
   return scale >= 0 && scale < schedule_.num_scales() && sparse_[static_cast<size_t>(scale)];
@@ -148,27 +217,33 @@ void SparseAttentionRunner::self_attention(Backend& backend, const Tensor& q, co
   SPARVAR_CHECK(call.kv_tokens == schedule_.offset(s) + schedule_.tokens(s),
                 "sparse attention runner: scale {} needs {} valid keys, the call has {}", s,
                 schedule_.offset(s) + schedule_.tokens(s), call.kv_tokens);
-  if (!runs_block_sparse(s)) {
+  SPARVAR_CHECK(!call.runner_order || cache_order(q.dtype()),
+                "sparse attention runner: called in its cache order, but it keeps none for {}", q.describe());
+  if (!runs_kernel(s, call.runner_order)) {
     dense_self_attention(backend, q, k, v, call, out);
     return;
   }
+  const auto attend = [&](int slot, MassOutput mass) {
+    if (call.runner_order) exec_->attend_in_place(q, k, v, s, slot, mass, out);
+    else exec_->attend(q, k, v, s, slot, mass, out);
+  };
   const int K = schedule_.num_scales();
-  if (mode_ != AttentionMode::Cs4a) {
-    exec_->attend(q, k, v, s, s, MassOutput{}, out);
+  if (mode_ != AttentionMode::Cs4a || !runs_block_sparse(s)) {
+    attend(s, MassOutput{});
   } else if (s == decision_scale_) {
     if (cs4a_on_device_) {
       const bool observed = static_cast<bool>(options_.on_cs4a_decision);
-      exec_->attend(q, k, v, s, decision_slot(K), MassOutput{true, observed ? &mass_ : nullptr}, out);
+      attend(decision_slot(K), MassOutput{true, observed ? &mass_ : nullptr});
       decide_cs4a_on_device(call.layer, q.dim(0));
     } else {
-      exec_->attend(q, k, v, s, decision_slot(K), MassOutput{false, &mass_}, out);
+      attend(decision_slot(K), MassOutput{false, &mass_});
       decide_cs4a(call.layer, mass_, q.dim(0));
     }
   } else {
     SPARVAR_CHECK(cs4a_decided_.count(call.layer),
                   "CS4A: layer {} reached scale {} without a decision at scale {} (scales must run in order)",
                   call.layer, s, decision_scale_);
-    exec_->attend(q, k, v, s, cs4a_slot(K, call.layer, s), MassOutput{}, out);
+    attend(cs4a_slot(K, call.layer, s), MassOutput{});
   }
 }
 

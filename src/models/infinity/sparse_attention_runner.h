@@ -64,6 +64,12 @@ struct SparseAttentionOptions {
   // Dense mode: run the block-sparse kernel with every block listed (at scales >= dense_below_tokens)
   // instead of the backend's dense attention. For measuring the kernel and for tests.
   bool dense_as_block_sparse = false;
+  // CUDA, bf16 models: keep q and the KV cache in padded tile order (cache_order()), so the kernel reads them in
+  // place and writes the token-major output itself: no per-call gather of the KV prefix, no scatter. Scales whose
+  // key prefix then has padding rows run through the kernel with every block listed instead of the backend's
+  // dense attention. Off: row-major cache, gathered per call (the CPU path always works this way). The
+  // environment variable SPARVAR_ATTN_IN_PLACE=0 turns it off too (for measuring both).
+  bool in_place = true;
   int max_batch = 2;     // scratch is sized for this batch (CFG: 2 per image) at construction
   int cuda_kernel = 0;   // BlockSparseKernel of the CUDA kernel (0 = AUTO)
   int cpu_threads = 0;   // CPU path's thread pool (0 = all cores)
@@ -84,6 +90,7 @@ class SparseAttentionRunner final : public AttentionRunner {
   // Every scale but one: CS4A's decision scale when the decision needs the host (the CPU builds the patterns,
   // or an on_cs4a_decision observer wants the mass), which downloads and synchronises.
   bool capturable(int scale) const override;
+  const CacheOrder* cache_order(DType dtype) const override;
   // Drops the host copies of this image's CS4A patterns (cs4a_layout downloads them again on demand) and
   // reports a bad device build.
   void end_image() override;
@@ -106,6 +113,8 @@ class SparseAttentionRunner final : public AttentionRunner {
   void decide_cs4a(int layer, std::span<const float> mass, int64_t batch);
   void decide_cs4a_on_device(int layer, int64_t batch);
   std::vector<int> cs4a_slots(int layer) const;  // executor slots of the layer's later-scale patterns
+  void build_cache_order(Backend& backend, int packed);
+  bool runs_kernel(int scale, bool runner_order) const;
 
   AttentionMode mode_;
   SparseAttentionOptions options_;
@@ -124,6 +133,11 @@ class SparseAttentionRunner final : public AttentionRunner {
   mutable std::map<std::pair<int, int>, BlockSparseLayout> cs4a_;
   std::vector<float> mass_, mass_avg_;            // decision-scale mass scratch
   std::unique_ptr<AttentionExecutor> exec_;
+  // In place (options.in_place on an executor that can): the cache order, and the scales that go through the
+  // kernel with every block listed only because their key prefix has padding rows in that order.
+  bool in_place_ = false;
+  CacheOrder order_;
+  std::vector<char> kernel_dense_;  // [scale]
 };
 
 // Dense mode without dense_as_block_sparse gives a DenseAttentionRunner; everything else a

@@ -54,7 +54,38 @@ struct Case {
   std::string name;
   int batch, heads, head_dim, nq, nk, q_block, k_block;
   bool per_head_pattern, partial_keys, with_mass, dense;
+  // k / v as the first nk rows of longer per-head buffers (kv_rows) and the output token-major through a
+  // random slot -> token map with padding slots (what the CUDA sparse runner does with its KV cache).
+  bool in_place = false;
 };
+
+// In-place operands of a case: longer k / v rows (their tail NaN: never read) and a slot -> token map.
+struct InPlace {
+  int kv_rows = 0, tokens = 0;       // tokens: the real (mapped) query tokens; one guard token more is allocated
+  std::vector<int> token_of_slot;    // [nq], -1 for padding slots
+};
+
+InPlace make_in_place(const Case& c, std::mt19937& rng) {
+  InPlace ip;
+  ip.kv_rows = c.nk + 64 + 8;
+  std::vector<int> slots;
+  for (int s = 0; s < c.nq; ++s)
+    if (rng() % 8 != 0) slots.push_back(s);
+  std::shuffle(slots.begin(), slots.end(), rng);
+  ip.token_of_slot.assign(static_cast<size_t>(c.nq), -1);
+  for (size_t t = 0; t < slots.size(); ++t) ip.token_of_slot[static_cast<size_t>(slots[t])] = static_cast<int>(t);
+  ip.tokens = static_cast<int>(slots.size());
+  return ip;
+}
+
+// Rows [nk, kv_rows) of every (batch*head) appended as NaN.
+std::vector<uint16_t> widen_rows(const std::vector<uint16_t>& x, int bh, int nk, int kv_rows, int D) {
+  std::vector<uint16_t> wide(static_cast<size_t>(bh) * kv_rows * D, 0xffff);
+  for (int i = 0; i < bh; ++i)
+    std::copy_n(x.begin() + static_cast<ptrdiff_t>(i) * nk * D, static_cast<size_t>(nk) * D,
+                wide.begin() + static_cast<ptrdiff_t>(i) * kv_rows * D);
+  return wide;
+}
 
 struct Pattern {
   std::vector<int> offsets, cols;
@@ -168,7 +199,11 @@ void run_case(Case c, int kernel, std::mt19937& rng) {
   const float scale = 1.f / std::sqrt(static_cast<float>(D));
   const Reference ref = reference(c, q, k, v, pat, kvalid, qvalid, scale);
 
-  DeviceBuffer<uint16_t> dq(q), dk(k), dv(v), dout(q.size());
+  const InPlace ip = c.in_place ? make_in_place(c, rng) : InPlace{};
+  const size_t out_elems = c.in_place ? static_cast<size_t>(c.batch) * (ip.tokens + 1) * c.heads * D : q.size();
+  DeviceBuffer<uint16_t> dq(q), dk(c.in_place ? widen_rows(k, bh, c.nk, ip.kv_rows, D) : k),
+      dv(c.in_place ? widen_rows(v, bh, c.nk, ip.kv_rows, D) : v), dout(out_elems);
+  DeviceBuffer<int> dmap(c.in_place ? ip.token_of_slot : std::vector<int>{0});
   DeviceBuffer<int> doff(pat.offsets), dcols(pat.cols), dkvalid(kvalid), dqvalid(qvalid);
   DeviceBuffer<float> dmass(ref.mass.size());
   CUDA_OK(cudaMemset(dout.ptr, 0xff, dout.n * 2));  // NaN poison: every element must be written
@@ -195,6 +230,11 @@ void run_case(Case c, int kernel, std::mt19937& rng) {
   a.softmax_scale = scale;
   a.block_mass = c.with_mass ? dmass.ptr : nullptr;
   a.kernel = kernel;
+  if (c.in_place) {
+    a.kv_rows = ip.kv_rows;
+    a.out_rows = dmap.ptr;
+    a.out_tokens = ip.tokens + 1;  // the last token is a guard no slot maps to: it must stay NaN
+  }
   const std::string tag = c.name + " [kernel " + std::to_string(kernel) + "]";
   try {
     sparvar::block_sparse_attention(a, nullptr);
@@ -209,10 +249,35 @@ void run_case(Case c, int kernel, std::mt19937& rng) {
   CUDA_OK(cudaGetLastError());
   CUDA_OK(cudaDeviceSynchronize());
 
-  const auto out = dout.download();
+  const auto written = dout.download();
+  std::vector<uint16_t> out;  // the output in the reference's [B*H, nq, D] slot layout
+  std::vector<char> check;    // which of its elements the kernel had to write
+  if (c.in_place) {
+    out.assign(q.size(), 0);
+    check.assign(q.size(), 0);
+    size_t guard_written = 0;
+    for (int b = 0; b < c.batch; ++b)
+      for (int h = 0; h < c.heads; ++h) {
+        const size_t row = static_cast<size_t>(b) * c.heads + h;
+        for (int slot = 0; slot < c.nq; ++slot) {
+          const int t = ip.token_of_slot[static_cast<size_t>(slot)];
+          if (t < 0) continue;
+          const size_t src = ((static_cast<size_t>(b) * (ip.tokens + 1) + t) * c.heads + h) * D;
+          std::copy_n(written.begin() + static_cast<ptrdiff_t>(src), D, out.begin() + static_cast<ptrdiff_t>((row * c.nq + slot) * D));
+          std::fill_n(check.begin() + static_cast<ptrdiff_t>((row * c.nq + slot) * D), D, 1);
+        }
+        const size_t guard = ((static_cast<size_t>(b) * (ip.tokens + 1) + ip.tokens) * c.heads + h) * D;
+        for (int d = 0; d < D; ++d) guard_written += std::isfinite(from_bf16(written[guard + d])) ? 1 : 0;
+      }
+    expect(guard_written == 0, tag + ": " + std::to_string(guard_written) + " elements written outside the mapped tokens");
+  } else {
+    out = written;
+    check.assign(out.size(), 1);
+  }
   double err2 = 0, ref2 = 0, max_err = 0;
   size_t bad = 0;
   for (size_t i = 0; i < out.size(); ++i) {
+    if (!check[i]) continue;
     const double o = from_bf16(out[i]);
     if (!std::isfinite(o)) {
       ++bad;
@@ -271,6 +336,12 @@ void error_cases() {
   expect_rejected("null q", [](BlockSparseAttentionArgs& a) { a.q = nullptr; });
   expect_rejected("null col_blocks", [](BlockSparseAttentionArgs& a) { a.col_blocks = nullptr; });
   expect_rejected("pattern_heads 3 of 1", [](BlockSparseAttentionArgs& a) { a.pattern_heads = 3; });
+  expect_rejected("kv_rows below nk", [](BlockSparseAttentionArgs& a) { a.kv_rows = 32; });
+  expect_rejected("out_rows without out_tokens", [](BlockSparseAttentionArgs& a) { a.out_rows = a.col_blocks; });
+  expect_rejected("kv_rows on the paired kernel", [](BlockSparseAttentionArgs& a) {
+    a.kv_rows = 128;
+    a.kernel = BSA_KERNEL_PAIRED;
+  });
   expect_rejected("block_mass on the paired kernel", [](BlockSparseAttentionArgs& a) {
     a.block_mass = reinterpret_cast<float*>(0x1000);
     a.kernel = BSA_KERNEL_PAIRED;
@@ -319,12 +390,17 @@ int main() {
       {"D64 q64 k64 many tiles per-head mass partial", 2, 6, 64, 2048, 512, 64, 64, true, true, true, false},
       {"D128 q64 k128 many tiles shared mass partial", 2, 5, 128, 1536, 768, 64, 128, false, true, true, false},
       {"D128 q64 k64 odd q blocks dense mass", 1, 3, 128, 320, 576, 64, 64, false, false, true, true},
+      // In place (the runner's KV cache and token-major output): a longer k / v and a slot -> token map.
+      {"D128 q64 k64 in place per-head partial", 2, 3, 128, 512, 768, 64, 64, true, true, false, false, true},
+      {"D128 q128 k128 in place shared mass", 2, 2, 128, 512, 768, 128, 128, false, true, true, false, true},
+      {"D64 q64 k128 in place many tiles mass", 2, 5, 64, 1536, 512, 64, 128, false, true, true, false, true},
   };
   if (quick) cases = {{"quick D128 q64 k64 mass", 1, 2, 128, 128, 256, 64, 64, true, true, true, false},
                       {"quick D64 q64 k128 shared mass", 1, 2, 64, 192, 384, 64, 128, false, true, true, false},
                       {"quick D64 q128 k128", 1, 1, 64, 256, 256, 128, 128, false, true, true, false},
                       {"quick D64 q128 k64", 1, 2, 64, 256, 256, 128, 64, true, true, false, false},
-                      {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false}};
+                      {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false},
+                      {"quick D128 q64 k64 in place mass", 1, 2, 128, 192, 256, 64, 64, true, true, true, false, true}};
   std::mt19937 rng(20261124);
   for (const Case& c : cases)
     for (int kernel : {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED}) run_case(c, kernel, rng);

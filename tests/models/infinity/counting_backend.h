@@ -79,8 +79,8 @@ class CountingBackend final : public Backend {
   }
   void gated_residual(Tensor& x, const Tensor& g, const Tensor& y) override { inner_->gated_residual(x, g, y); }
   void qkv_to_attention(const Tensor& qkv, const Tensor* qs, const Tensor& c, const Tensor& s, float eps, int64_t o,
-                        Tensor& q, Tensor& k, Tensor& v) override {
-    inner_->qkv_to_attention(qkv, qs, c, s, eps, o, q, k, v);
+                        Tensor& q, Tensor& k, Tensor& v, const QkvRowMap* rows = nullptr) override {
+    inner_->qkv_to_attention(qkv, qs, c, s, eps, o, q, k, v, rows);
   }
   void sample_bits(const Tensor& r, const BitSampling& p, const Tensor* u, Tensor* b, Tensor* l) override {
     inner_->sample_bits(r, p, u, b, l);

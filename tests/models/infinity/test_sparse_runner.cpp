@@ -458,6 +458,30 @@ TEST_P(SparseModel, GeneratesWithSparsePatterns) {
   EXPECT_GT(e4, 1e-4) << "a sparse CS4A pattern should move the logits";
 }
 
+// On CUDA the runner keeps q and the KV cache in padded tile order and its kernel reads them in place (scales whose
+// key prefix has padding rows then go through the kernel with every block listed); the gather path must agree.
+TEST_P(SparseModel, InPlaceCacheOrderMatchesGatheredRows) {
+  SparseAttentionOptions o;
+  o.csla.sink_scales = 3;
+  o.csla.window_tokens = 1;
+  o.cs4a.sink_scales = 3;
+  o.cs4a.tau = 0.7f;
+  o.cs4a.decision_scale = 5;
+  for (AttentionMode mode : {AttentionMode::Csla, AttentionMode::Cs4a}) {
+    auto in_place = runner(mode, o);
+    SparseAttentionOptions g = o;
+    g.in_place = false;
+    auto gathered = runner(mode, g);
+    const DType dt = compute_dtype(*env_.be);
+    const bool ordered = in_place->cache_order(dt) != nullptr;
+    EXPECT_EQ(ordered, env_.cuda && dt == DType::BF16) << "in place on CUDA bf16 only";
+    EXPECT_EQ(gathered->cache_order(dt), nullptr);
+    const GenerateResult a = generate(in_place.get()), b = generate(gathered.get());
+    const double e = worst_vs(a, b, ordered ? "in place vs gathered" : "cpu: both gathered");
+    EXPECT_LE(e, ordered ? 2e-2 : 0.0) << attention_mode_name(mode);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, SparseModel, ::testing::Values("cpu", "cuda"),
                          [](const auto& info) { return std::string(info.param); });
 
