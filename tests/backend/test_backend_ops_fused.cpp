@@ -223,20 +223,23 @@ std::vector<int32_t> padded_order(int64_t n, int64_t tile, uint32_t seed) {
 
 // qkv_to_attention with QkvRowMap: q [B, H, Rq, D] all written; the cache slab [offset, offset + Rk).
 void add_mapped_qkv_cases(const Options& o, std::vector<MultiCase>& cases) {
-  struct Mapped { int64_t b, n, h, d, offset; bool kv_map; };
+  struct Mapped { int64_t b, n, h, d, offset; bool kv_map; bool q_map = true; };
   const int64_t tokens = o.small ? 256 : 4096;
   for (const Mapped& m : std::vector<Mapped>{{2, tokens, 16, 128, 904, true},               // 2B, last scale
                                              {2, o.small ? 256 : 1024, 28, 128, 521, true},  // 8B heads
                                              {2, 300, 4, 64, 17, true},                      // head dim 64
                                              {2, 300, 4, 64, 0, false},                      // q map only
-                                             {2, 37, 3, 6, 5, true}}) {                      // generic path
+                                             {2, 37, 3, 6, 5, true},                         // generic path
+                                             {4, 1, 16, 128, 0, true, false},                // kv map only: scale 0
+                                             {4, 9, 16, 128, 5, true, false}}) {             // a packed sink scale
     const std::vector<int32_t> q_src = padded_order(m.n, 64, 1), kv_src = padded_order(m.n, 16, 2);
-    const int64_t rq = static_cast<int64_t>(q_src.size());
+    const int64_t rq = m.q_map ? static_cast<int64_t>(q_src.size()) : m.n;
     const int64_t rk = m.kv_map ? static_cast<int64_t>(kv_src.size()) : m.n, cap = m.offset + rk + 7;
     const Shape cache = {m.b, m.h, cap, m.d};
     MultiCase c;
     c.op = "qkv_to_attn";
-    c.desc = fmt::format("B={} N={} H={} D={} off={} maps q{}", m.b, m.n, m.h, m.d, m.offset, m.kv_map ? ",kv" : "");
+    c.desc = fmt::format("B={} N={} H={} D={} off={} maps {}{}", m.b, m.n, m.h, m.d, m.offset, m.q_map ? "q" : "",
+                         m.kv_map ? ",kv" : "");
     c.inputs = {{{m.b, m.n, 3 * m.h * m.d}, Kind::Compute, 3.0f},
                 {{m.n, m.d / 2}, Kind::F32},
                 {{m.n, m.d / 2}, Kind::F32},
@@ -246,9 +249,9 @@ void add_mapped_qkv_cases(const Options& o, std::vector<MultiCase>& cases) {
     c.outputs = {{{m.b, m.h, rq, m.d}}, {cache, Kind::Compute, 2, m.offset, m.offset + rk},
                  {cache, Kind::Compute, 2, m.offset, m.offset + rk}};
     const int64_t offset = m.offset;
-    const bool kv_map = m.kv_map;
-    c.run = [offset, kv_map](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
-      const QkvRowMap rows{&in[4], kv_map ? &in[5] : nullptr};
+    const bool kv_map = m.kv_map, q_map = m.q_map;
+    c.run = [offset, kv_map, q_map](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+      const QkvRowMap rows{q_map ? &in[4] : nullptr, kv_map ? &in[5] : nullptr};
       be.qkv_to_attention(in[0], &in[3], in[1], in[2], 1e-12f, offset, out[0], out[1], out[2], &rows);
     };
     cases.push_back(c);

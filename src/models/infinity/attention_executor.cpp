@@ -13,6 +13,9 @@ void AttentionExecutor::attend_in_place(const Tensor&, const Tensor&, const Tens
                                         Tensor&) {
   fail("this attention executor cannot read its operands in place (scale {})", scale);
 }
+void AttentionExecutor::cache_rows(const Tensor&, const Tensor&, Tensor&) {
+  fail("this attention executor keeps no cache in tile order");
+}
 BlockPattern AttentionExecutor::download_pattern(int slot) {
   fail("this attention executor keeps no device patterns to download (slot {})", slot);
 }

@@ -43,10 +43,16 @@ class AttentionExecutor {
   // The same, reading its operands in place (no gather, no scatter): q [B, H, q slots, D] already in scale
   // `scale`'s padded q tile order, k / v [B, H, capacity, D] a KV cache in the padded tile order of the whole
   // schedule (the layout of scales 0..K-1, whose first blocks are those of scales 0..scale), padding rows
-  // finite. out as in attend(). Bf16 only; executors that cannot (in_place() false) throw.
-  virtual bool in_place() const { return false; }
+  // finite. out as in attend(). Only for tensors of a dtype with in_place(dtype); otherwise it throws.
+  virtual bool in_place(DType dtype) const {
+    (void)dtype;
+    return false;
+  }
   virtual void attend_in_place(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
                                Tensor& out);
+  // dst [B, H, rows, D] = cache [B, H, capacity, D] rows slots[0..rows) (I32 on the executor's device): a cache kept
+  // in tile order, back in row order for a dense attention. Same dtype (one of in_place's).
+  virtual void cache_rows(const Tensor& cache, const Tensor& slots, Tensor& dst);
 
   // ---- CS4A on the executor's device (builds_cs4a() == true; the others throw elsewhere) ----
   virtual bool builds_cs4a() const { return false; }

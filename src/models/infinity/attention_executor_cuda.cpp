@@ -102,11 +102,12 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     finish(c, mass);
   }
 
-  bool in_place() const override { return kernel_ != BSA_KERNEL_PAIRED; }
+  bool in_place(DType dtype) const override { return dtype == DType::BF16 && kernel_ != BSA_KERNEL_PAIRED; }
 
   void attend_in_place(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
                        Tensor& out) override {
-    SPARVAR_CHECK(in_place(), "cuda sparse attention: the paired kernel cannot read its operands in place");
+    SPARVAR_CHECK(in_place(q.dtype()), "cuda sparse attention: in place takes bf16 and the simple or pipelined kernel "
+                  "(q {}, kernel {})", q.describe(), kernel_);
     const Call c = prepare(q, k, v, scale, slot, mass, out, /*in_place=*/true);
     BlockSparseAttentionArgs a = kernel_args(c, q.data(), k.data(), v.data(), out.data(), mass);
     a.kv_rows = static_cast<int>(k.dim(2));
@@ -114,6 +115,17 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     a.out_tokens = static_cast<int>(c.Nq);
     block_sparse_attention(a, stream_);
     finish(c, mass);
+  }
+
+  void cache_rows(const Tensor& cache, const Tensor& slots, Tensor& dst) override {
+    const int64_t B = dst.dim(0), rows = dst.dim(2);
+    SPARVAR_CHECK(cache.ndim() == 4 && dst.ndim() == 4 && cache.dim(0) == B && cache.dim(1) == heads_ &&
+                      dst.dim(1) == heads_ && cache.dim(3) == dim_ && dst.dim(3) == dim_ && slots.numel() == rows &&
+                      cache.dtype() == DType::BF16 && dst.dtype() == DType::BF16 && slots.dtype() == DType::I32,
+                  "cuda cache rows: cache {} / slots {} / dst {} do not match", cache.describe(), slots.describe(),
+                  dst.describe());
+    CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(cache.data(), false, cache.dim(2), slots.data_as<int32_t>(), rows,
+                                                    dst.data(), B * heads_, static_cast<int>(dim_), stream_));
   }
 
   bool builds_cs4a() const override { return true; }

@@ -64,10 +64,10 @@ struct SparseAttentionOptions {
   // Dense mode: run the block-sparse kernel with every block listed (at scales >= dense_below_tokens)
   // instead of the backend's dense attention. For measuring the kernel and for tests.
   bool dense_as_block_sparse = false;
-  // CUDA, bf16 models: keep q and the KV cache in padded tile order (cache_order()), so the kernel reads them in
-  // place and writes the token-major output itself: no per-call gather of the KV prefix, no scatter. Scales whose
-  // key prefix then has padding rows run through the kernel with every block listed instead of the backend's
-  // dense attention. Off: row-major cache, gathered per call (the CPU path always works this way). The
+  // Keep q and the KV cache in padded tile order (cache_order(); CUDA bf16 and CPU f32), so the kernel reads them in
+  // place and writes the token-major output itself: no per-call gather of the KV prefix, no scatter. Dense scales
+  // gather their (small) key prefix back into row order for the backend's dense attention, so they compute what
+  // the dense runner does. Off: row-major cache, gathered per call. The
   // environment variable SPARVAR_ATTN_IN_PLACE=0 turns it off too (for measuring both).
   bool in_place = true;
   int max_batch = 2;     // scratch is sized for this batch (CFG: 2 per image) at construction
@@ -114,7 +114,8 @@ class SparseAttentionRunner final : public AttentionRunner {
   void decide_cs4a_on_device(int layer, int64_t batch);
   std::vector<int> cs4a_slots(int layer) const;  // executor slots of the layer's later-scale patterns
   void build_cache_order(Backend& backend, int packed);
-  bool runs_kernel(int scale, bool runner_order) const;
+  void dense_in_cache_order(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+                            const SelfAttentionCall& call, Tensor& out);
 
   AttentionMode mode_;
   SparseAttentionOptions options_;
@@ -133,11 +134,13 @@ class SparseAttentionRunner final : public AttentionRunner {
   mutable std::map<std::pair<int, int>, BlockSparseLayout> cs4a_;
   std::vector<float> mass_, mass_avg_;            // decision-scale mass scratch
   std::unique_ptr<AttentionExecutor> exec_;
-  // In place (options.in_place on an executor that can): the cache order, and the scales that go through the
-  // kernel with every block listed only because their key prefix has padding rows in that order.
+  // In place (options.in_place on an executor that can): the cache order; the dense scales' keys in row order
+  // (cache rows [0, row_major_) already are; slot_of_row_ [total tokens] maps the rest, into rows_k_ / rows_v_,
+  // [max_batch, heads, gathered_rows_, head dim]).
   bool in_place_ = false;
   CacheOrder order_;
-  std::vector<char> kernel_dense_;  // [scale]
+  int64_t row_major_ = 0, gathered_rows_ = 0;
+  Tensor slot_of_row_, rows_k_, rows_v_;
 };
 
 // Dense mode without dense_as_block_sparse gives a DenseAttentionRunner; everything else a
