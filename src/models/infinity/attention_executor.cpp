@@ -16,6 +16,17 @@ void AttentionExecutor::attend_in_place(const Tensor&, const Tensor&, const Tens
 void AttentionExecutor::cache_rows(const Tensor&, const Tensor&, Tensor&) {
   fail("this attention executor keeps no cache in tile order");
 }
+
+void check_cache_rows(const Tensor& cache, const Tensor& slots, const Tensor& dst, int64_t heads, int64_t head_dim,
+                      DType dtype) {
+  const int64_t B = dst.dim(0), rows = dst.dim(2);
+  SPARVAR_CHECK(cache.ndim() == 4 && dst.ndim() == 4 && cache.dim(0) == B && cache.dim(1) == heads &&
+                    dst.dim(1) == heads && cache.dim(3) == head_dim && dst.dim(3) == head_dim &&
+                    slots.numel() == rows && cache.dtype() == dtype && dst.dtype() == dtype &&
+                    slots.dtype() == DType::I32,
+                "cache rows: cache {} / slots {} / dst {} do not match ({} heads of {}, {})", cache.describe(),
+                slots.describe(), dst.describe(), heads, head_dim, dtype_name(dtype));
+}
 BlockPattern AttentionExecutor::download_pattern(int slot) {
   fail("this attention executor keeps no device patterns to download (slot {})", slot);
 }

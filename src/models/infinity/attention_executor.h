@@ -71,6 +71,11 @@ class AttentionExecutor {
   virtual void end_image() {}
 };
 
+// cache_rows's shapes and dtypes, the same for every executor: cache [B, H, capacity, D] and dst [B, H, rows, D] in
+// `dtype`, slots I32 [rows].
+void check_cache_rows(const Tensor& cache, const Tensor& slots, const Tensor& dst, int64_t heads, int64_t head_dim,
+                      DType dtype);
+
 std::unique_ptr<AttentionExecutor> make_cpu_attention_executor(int heads, int head_dim, int threads);
 // Throws Error in a build without CUDA. cuda_kernel: BlockSparseKernel.
 std::unique_ptr<AttentionExecutor> make_cuda_attention_executor(Backend& backend, int heads, int head_dim,

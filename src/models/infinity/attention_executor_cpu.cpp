@@ -57,20 +57,15 @@ class CpuAttentionExecutor final : public AttentionExecutor {
   bool in_place(DType dtype) const override { return dtype == DType::F32; }
 
   void cache_rows(const Tensor& cache, const Tensor& slots, Tensor& dst) override {
+    check_cache_rows(cache, slots, dst, heads_, dim_, DType::F32);
     const int64_t B = dst.dim(0), H = heads_, D = dim_, rows = dst.dim(2), cap = cache.dim(2);
-    SPARVAR_CHECK(cache.ndim() == 4 && dst.ndim() == 4 && cache.dim(0) == B && cache.dim(1) == H && dst.dim(1) == H &&
-                      cache.dim(3) == D && dst.dim(3) == D && slots.numel() == rows && cache.dtype() == DType::F32 &&
-                      dst.dtype() == DType::F32 && slots.dtype() == DType::I32,
-                  "cpu cache rows: cache {} / slots {} / dst {} do not match", cache.describe(), slots.describe(),
-                  dst.describe());
-    const float* src = cache.data_as<float>();
     const int32_t* slot = slots.data_as<int32_t>();
+    for (int64_t r = 0; r < rows; ++r)
+      SPARVAR_CHECK(slot[r] >= 0 && slot[r] < cap, "cpu cache rows: row {} maps to slot {} of {}", r, slot[r], cap);
+    const float* src = cache.data_as<float>();
     float* out = dst.data_as<float>();
     for (int64_t bh = 0; bh < B * H; ++bh)
-      for (int64_t r = 0; r < rows; ++r) {
-        SPARVAR_CHECK(slot[r] >= 0 && slot[r] < cap, "cpu cache rows: row {} maps to slot {} of {}", r, slot[r], cap);
-        std::copy_n(src + (bh * cap + slot[r]) * D, D, out + (bh * rows + r) * D);
-      }
+      for (int64_t r = 0; r < rows; ++r) std::copy_n(src + (bh * cap + slot[r]) * D, D, out + (bh * rows + r) * D);
   }
 
   // q is already padded; the cache's first key slots are copied out only because cpu_block_sparse_attention takes

@@ -118,12 +118,8 @@ class CudaAttentionExecutor final : public AttentionExecutor {
   }
 
   void cache_rows(const Tensor& cache, const Tensor& slots, Tensor& dst) override {
+    check_cache_rows(cache, slots, dst, heads_, dim_, DType::BF16);
     const int64_t B = dst.dim(0), rows = dst.dim(2);
-    SPARVAR_CHECK(cache.ndim() == 4 && dst.ndim() == 4 && cache.dim(0) == B && cache.dim(1) == heads_ &&
-                      dst.dim(1) == heads_ && cache.dim(3) == dim_ && dst.dim(3) == dim_ && slots.numel() == rows &&
-                      cache.dtype() == DType::BF16 && dst.dtype() == DType::BF16 && slots.dtype() == DType::I32,
-                  "cuda cache rows: cache {} / slots {} / dst {} do not match", cache.describe(), slots.describe(),
-                  dst.describe());
     CUDA_CHECK(attn_cuda::gather_rows_to_tiles_bf16(cache.data(), false, cache.dim(2), slots.data_as<int32_t>(), rows,
                                                     dst.data(), B * heads_, static_cast<int>(dim_), stream_));
   }

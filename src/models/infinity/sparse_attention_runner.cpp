@@ -149,7 +149,7 @@ void SparseAttentionRunner::build_cache_order(Backend& backend, int packed) {
   }
   row_major_ = row_major;
   if (gathered_rows_ == 0) return;
-  slot_of_row_ = upload(slot_of_row);
+  slot_of_row_ = upload({slot_of_row.begin(), slot_of_row.begin() + gathered_rows_});  // the dense scales' prefix
   const DType dt = exec_->in_place(DType::BF16) ? DType::BF16 : DType::F32;
   for (Tensor* t : {&rows_k_, &rows_v_})
     *t = backend.empty({int64_t{o.max_batch} * heads_ * gathered_rows_ * head_dim_}, dt);
