@@ -13,8 +13,9 @@
 //    op, the argument and both shapes;
 //  - in/out aliasing (y the same tensor as x) is allowed for elementwise ops (activation, add, mul,
 //    adaln_modulate, rope, l2_normalize, softmax, norms (group_norm_nhwc too), layer_norm_modulate,
-//    gated_residual's y), not for linear, attention, conv2d, conv2d_nhwc, resample, upsample_nearest_nhwc,
-//    permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes;
+//    gated_residual's and gated_residual_norm's y), not for linear, attention, conv2d, conv2d_nhwc, resample,
+//    upsample_nearest_nhwc, permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes, nor for
+//    gated_residual_norm's h;
 //  - integer tensors: sample_bits and bits_to_codes take U8 bits (both backends store U8 tensors for them).
 #pragma once
 
@@ -103,6 +104,29 @@ struct QkvRowMap {
   const Tensor* kv_src = nullptr;
 };
 
+// The LayerNorm Backend::gated_residual_norm applies to its sum: layer_norm's affine (weight, bias [C], each
+// optional) or layer_norm_modulate's AdaLN (scale, shift [B, C]). Holds views (not pointers), so a caller can pass
+// tensors it made for the call.
+struct LayerNormSpec {
+  bool modulated = false;
+  Tensor weight, bias;  // affine: [C], or undefined for none
+  Tensor scale, shift;  // modulated: [B, C]
+
+  static LayerNormSpec affine(const Tensor* weight, const Tensor* bias) {
+    LayerNormSpec s;
+    if (weight) s.weight = *weight;
+    if (bias) s.bias = *bias;
+    return s;
+  }
+  static LayerNormSpec modulate(const Tensor& scale, const Tensor& shift) {
+    LayerNormSpec s;
+    s.modulated = true;
+    s.scale = scale;
+    s.shift = shift;
+    return s;
+  }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -185,6 +209,12 @@ class Backend {
                                    Tensor& y) = 0;
   // Gated residual: x[b, n, c] += gate[b, c] * y[b, n, c]. x, y [B, N, C]; gate [B, C]; x is updated in place.
   virtual void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) = 0;
+  // gated_residual, then the LayerNorm `norm` of the updated x into h: h = layer_norm(x, weight, bias, eps) or
+  // layer_norm_modulate(x, scale, shift, eps). x, y, h [B, N, C]; gate [B, C]. y may be x; h shares no byte with
+  // x, y, gate or norm's tensors, nor x with gate or norm's tensors. The statistics are those of x as stored (after
+  // its rounding). The default is that composition (gated_residual_norm.h); CUDA does it in one pass over x.
+  virtual void gated_residual_norm(Tensor& x, const Tensor& gate, const Tensor& y, const LayerNormSpec& norm,
+                                   float eps, Tensor& h);
   // The fused q/k/v projection's output into attention layout, straight into the KV cache. qkv [B, N, 3 * H * D]
   // (per token: the q heads, then the k heads, then the v heads); cos, sin [N, D/2] F32 (as for rope);
   // q_scale [H] or null (= 1); k_cache, v_cache [B, H, capacity, D] with offset + N <= capacity:
@@ -286,3 +316,5 @@ void reset_gpu_memory_peak();
 #include "backend/nhwc_by_permute.h"
 // The default linear_residual (the same way).
 #include "backend/linear_residual.h"
+// The default gated_residual_norm (the same way).
+#include "backend/gated_residual_norm.h"

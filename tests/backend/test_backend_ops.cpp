@@ -11,7 +11,7 @@
 // conv2d, attention), where the summation order differs between OpenBLAS and cuBLAS/our kernels.
 //
 // The fused ops with several outputs or integer tensors (qkv_to_attention, copy_slice, sample_bits,
-// bits_to_codes) and the timing events are in test_backend_ops_fused.cpp.
+// bits_to_codes, linear_residual, gated_residual_norm) and the timing events are in test_backend_ops_fused.cpp.
 //
 // conv2d, conv2d_nhwc and attention run twice: on the default paths (cuDNN for BF16 attention and every conv; see
 // src/backend/cuda/cudnn_runner.h) and, marked [ours], on a second backend with SPARVAR_CONV=im2col and

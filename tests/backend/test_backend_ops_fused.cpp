@@ -1,12 +1,12 @@
 // test_backend_ops, part 2: the ops with several outputs, integer tensors, outputs that must keep part of their
 // contents or are read and written, or results that must be bit-exact: qkv_to_attention, copy_slice, sample_bits,
-// bits_to_codes, linear_residual; the timing events; bad inputs to these ops.
+// bits_to_codes, linear_residual, gated_residual_norm; the timing events; bad inputs to these ops.
 //
 // Every case runs on the CPU (F32, the reference) and on CUDA (BF16 and F32) from the same inputs. Outputs
 // start as NaN (u8 outputs as 0xFF, not a bit), except outputs that must keep what the op does not write (the
-// KV cache, copy_slice's destination, linear_residual's y), which start with the same random contents on both
-// backends. Such an output is compared in two parts: its written slab within the case's tolerance, everything else
-// bit for bit.
+// KV cache, copy_slice's destination, linear_residual's y, gated_residual_norm's x), which start with the same
+// random contents on both backends. Such an output is compared in two parts: its written slab within the case's
+// tolerance, everything else bit for bit.
 // "exact" cases (copies, sampling, codes) must match the CPU bit for bit everywhere: sample_bits uses
 // core/bit_sampling.h's arithmetic on both backends and the inputs are bf16-representable, so even the BF16
 // path sees exactly the CPU's numbers. Index inputs (qkv_to_attention's row maps) are fixed I32 values, not random.
@@ -296,6 +296,39 @@ void add_linear_residual_cases(const Options& o, std::vector<MultiCase>& cases) 
   }
 }
 
+// gated_residual_norm: x [B, N, C] += gate [B, C] * y, then h = layer_norm(x, weight [C], bias [C]) or
+// layer_norm_modulate(x, scale [B, C], shift [B, C]). x is read and written (compared as a slab that is all of it, like
+// linear_residual's y); h starts poisoned. C: Infinity-2B's and 8B's widths, and widths off the 16-byte path (bf16 at
+// C = 100, both dtypes at 203).
+void add_gated_residual_norm_cases(const Options& o, std::vector<MultiCase>& cases) {
+  struct Rn { int64_t b, n, c; bool modulated, affine = true, y_is_x = false; };
+  const int64_t rows = o.small ? 64 : 1024;
+  std::vector<Rn> shapes;
+  for (bool modulated : {false, true})
+    for (int64_t b : {1, 2})
+      for (int64_t c : {2048, 3584, 203}) shapes.push_back({b, c == 203 ? 37 : rows, c, modulated});
+  shapes.push_back({2, 37, 100, true});
+  shapes.push_back({2, 37, 100, false});
+  shapes.push_back({2, 37, 203, false, false});      // layer_norm without affine
+  shapes.push_back({2, 64, 2048, true, true, true});  // y = x
+  for (const Rn& r : shapes) {
+    const Shape x = {r.b, r.n, r.c}, param = r.modulated ? Shape{r.b, r.c} : Shape{r.c};
+    MultiCase c;
+    c.op = "gated_res_norm";
+    c.desc = fmt::format("B={} N={} C={} {}{}", r.b, r.n, r.c,
+                         r.modulated ? "modulated" : r.affine ? "affine" : "no affine", r.y_is_x ? " y=x" : "");
+    c.inputs = {{{r.b, r.c}, Kind::Compute, 0.5f}, {x}, {param, Kind::Compute, 0.5f}, {param}};
+    c.outputs = {{x, Kind::Compute, 0, 0, r.b}, {x}};
+    c.run = [r](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+      const LayerNormSpec norm = r.modulated ? LayerNormSpec::modulate(in[2], in[3])
+                                 : r.affine  ? LayerNormSpec::affine(&in[2], &in[3])
+                                             : LayerNormSpec{};
+      be.gated_residual_norm(out[0], in[0], r.y_is_x ? out[0] : in[1], norm, 1e-6f, out[1]);
+    };
+    cases.push_back(c);
+  }
+}
+
 std::vector<MultiCase> make_cases(const Options& o) {
   std::vector<MultiCase> cases;
   const int64_t tokens = o.small ? 256 : 4096;
@@ -401,7 +434,46 @@ std::vector<MultiCase> make_cases(const Options& o) {
   }
   add_mapped_qkv_cases(o, cases);
   add_linear_residual_cases(o, cases);
+  add_gated_residual_norm_cases(o, cases);
   return cases;
+}
+
+// On the GPU the fused op must give bit for bit what the composition gives there (x: gated_residual's fp32 fma and
+// rounding; h: row_norm's arithmetic on the stored x), so swapping it into the model changes no GPU result either.
+void check_residual_norm_equals_composition(Backend& gpu, const Options& o, Tally& tally) {
+  struct Eq { int64_t b, n, c; bool modulated; DType dtype; };
+  for (const Eq& e : {Eq{2, o.small ? 64 : 1024, 3584, true, DType::BF16}, Eq{1, 37, 2048, false, DType::BF16},
+                      Eq{2, 37, 100, false, DType::BF16}, Eq{2, 37, 203, true, DType::F32}}) {
+    const Shape shape{e.b, e.n, e.c}, param = e.modulated ? Shape{e.b, e.c} : Shape{e.c};
+    auto up = [&](const Shape& s, float scale) { return gpu.upload(random_normal(s, scale), e.dtype); };
+    const Tensor x0 = up(shape, 1.0f), gate = up({e.b, e.c}, 0.5f), y = up(shape, 1.0f);
+    const Tensor p = up(param, 0.5f), q = up(param, 1.0f);
+    Tensor x_fused = gpu.empty(shape, e.dtype), x_comp = gpu.empty(shape, e.dtype);
+    Tensor h_fused = poisoned(gpu, shape, e.dtype), h_comp = poisoned(gpu, shape, e.dtype);
+    gpu.copy(x0, x_fused);
+    gpu.copy(x0, x_comp);
+    bool ok = false;
+    std::string note;
+    try {
+      const LayerNormSpec norm = e.modulated ? LayerNormSpec::modulate(p, q) : LayerNormSpec::affine(&p, &q);
+      gpu.gated_residual_norm(x_fused, gate, y, norm, 1e-6f, h_fused);
+      gpu.gated_residual(x_comp, gate, y);
+      if (e.modulated) gpu.layer_norm_modulate(x_comp, p, q, 1e-6f, h_comp);
+      else gpu.layer_norm(x_comp, &p, &q, 1e-6f, h_comp);
+      const bool same_x = identical(gpu.download(x_fused).to_floats(), gpu.download(x_comp).to_floats());
+      const bool same_h = identical(gpu.download(h_fused).to_floats(), gpu.download(h_comp).to_floats());
+      ok = same_x && same_h;
+      note = ok ? "x and h bit for bit" : std::string(same_x ? "" : "x differs ") + (same_h ? "" : "h differs");
+    } catch (const Error& err) {
+      note = std::string("threw: ") + err.what();
+    }
+    const std::string desc = fmt::format("B={} N={} C={} {} == composition", e.b, e.n, e.c,
+                                         e.modulated ? "modulated" : "affine");
+    std::printf("%-15s %-58s %-5s %-10s %s (%s)\n", "gated_res_norm", desc.c_str(),
+                std::string(dtype_name(e.dtype)).c_str(), "-", ok ? "OK  " : "FAIL", note.c_str());
+    tally.record(ok);
+  }
+  std::fflush(stdout);
 }
 
 // Events around real work: after synchronize() the time between them is finite and >= 0; events of another
@@ -444,6 +516,11 @@ void check_bad_inputs(Backend& gpu, Tally& tally) {
   const Tensor lr_w = dev({16, 64}), lr_bias = dev({16}), lr_gate = dev({2, 16}), lr_gate_f32 = dev({2, 16}, DType::F32);
   const Tensor lr_gate_bad = dev({2, 15}), lr_bias_bad = dev({15});
   Tensor lr_scratch = dev({2, 3, 16}), lr_scratch_bad = dev({2, 3, 15});
+  // gated_residual_norm: the poisoned tensor is x (must not be updated) or h; x's shape [2, 3, 64].
+  const Tensor rn_gate = dev({2, 64}), rn_w = dev({64}), rn_mod = dev({2, 64});
+  const LayerNormSpec rn_affine = LayerNormSpec::affine(&rn_w, &rn_w);
+  const LayerNormSpec rn_modulated = LayerNormSpec::modulate(rn_mod, rn_mod);
+  Tensor rn_h = dev({2, 3, 64});
   const std::vector<Bad> bads = {
       {"ln_modulate scale shape", [&](Tensor& y) { gpu.layer_norm_modulate(x, dev({3, 64}), dev({2, 64}), 1e-6f, y); },
        {2, 3, 64}},
@@ -505,6 +582,29 @@ void check_bad_inputs(Backend& gpu, Tally& tally) {
        {2, 3, 16}},
       {"linear_residual f32 gate",
        [&](Tensor& y) { gpu.linear_residual(x, lr_w, &lr_bias, &lr_gate_f32, y, lr_scratch); }, {2, 3, 16}},
+      {"gated_residual_norm gate shape",
+       [&](Tensor& y) { gpu.gated_residual_norm(y, dev({2, 32}), x, rn_affine, 1e-6f, rn_h); }, {2, 3, 64}},
+      {"gated_residual_norm y shape",
+       [&](Tensor& y) { gpu.gated_residual_norm(y, rn_gate, dev({2, 4, 64}), rn_affine, 1e-6f, rn_h); }, {2, 3, 64}},
+      {"gated_residual_norm weight shape",
+       [&](Tensor& y) {
+         gpu.gated_residual_norm(y, rn_gate, x, LayerNormSpec::affine(&rn_w, &rn_mod), 1e-6f, rn_h);
+       },
+       {2, 3, 64}},
+      {"gated_residual_norm scale shape",
+       [&](Tensor& y) {
+         gpu.gated_residual_norm(y, rn_gate, x, LayerNormSpec::modulate(dev({3, 64}), rn_mod), 1e-6f, rn_h);
+       },
+       {2, 3, 64}},
+      {"gated_residual_norm h shape",
+       [&](Tensor& y) { gpu.gated_residual_norm(rn_h, rn_gate, x, rn_modulated, 1e-6f, y); }, {2, 4, 64}},
+      {"gated_residual_norm h is x",
+       [&](Tensor& y) { gpu.gated_residual_norm(y, rn_gate, x, rn_modulated, 1e-6f, y); }, {2, 3, 64}},
+      {"gated_residual_norm h is y",
+       [&](Tensor& y) { gpu.gated_residual_norm(rn_h, rn_gate, y, rn_modulated, 1e-6f, y); }, {2, 3, 64}},
+      {"gated_residual_norm f32 gate",
+       [&](Tensor& y) { gpu.gated_residual_norm(y, dev({2, 64}, DType::F32), x, rn_modulated, 1e-6f, rn_h); },
+       {2, 3, 64}},
   };
   for (const Bad& bad : bads) {
     Tensor y = poisoned(gpu, bad.out, bad.dtype);
@@ -533,6 +633,7 @@ bool selected(const Options& o, const std::string& name) {
 void run_fused_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& tally) {
   for (const MultiCase& c : make_cases(options))
     if (selected(options, c.op + " " + c.desc)) run_multi(cpu, gpu, c, tally);
+  if (selected(options, "gated_res_norm composition")) check_residual_norm_equals_composition(gpu, options, tally);
   if (selected(options, "record_event")) check_timing(cpu, gpu, tally);
   if (options.filter.empty() || std::string("bad-input").find(options.filter) != std::string::npos)
     check_bad_inputs(gpu, tally);

@@ -12,19 +12,6 @@ using namespace sparvar::test;
 
 namespace {
 
-// Bit-for-bit equality of two F32 tensors, all elements finite.
-void expect_identical(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const std::vector<float> a = got.to_floats(), b = want.to_floats();
-  size_t differ = 0, first = a.size();
-  for (size_t i = 0; i < a.size(); ++i)
-    if (!std::isfinite(a[i]) || std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
-      if (differ++ == 0) first = i;
-    }
-  EXPECT_EQ(differ, 0u) << what << ": first at " << first << " (" << (first < a.size() ? a[first] : 0.0f) << " vs "
-                        << (first < b.size() ? b[first] : 0.0f) << ")";
-}
-
 Tensor copy_of(const Tensor& t) { return t.clone(); }
 
 // A QkvRowMap map: a host I32 vector.

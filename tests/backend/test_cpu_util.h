@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -46,6 +48,19 @@ inline double rel_error(const Tensor& out, const std::vector<double>& ref) {
     norm += ref[i] * ref[i];
   }
   return norm == 0.0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+// Bit-for-bit equality of two F32 tensors, all elements finite (the fused ops against their compositions).
+inline void expect_identical(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const std::vector<float> a = got.to_floats(), b = want.to_floats();
+  size_t differ = 0, first = a.size();
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!std::isfinite(a[i]) || std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      if (differ++ == 0) first = i;
+    }
+  EXPECT_EQ(differ, 0u) << what << ": first at " << first << " (" << (first < a.size() ? a[first] : 0.0f) << " vs "
+                        << (first < b.size() ? b[first] : 0.0f) << ")";
 }
 
 #define EXPECT_CLOSE(out, ref) EXPECT_LT(::sparvar::test::rel_error(out, ref), 1e-5)

@@ -53,6 +53,9 @@ class CudaBackend final : public Backend {
 
   void layer_norm_modulate(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Tensor& y) override;
   void gated_residual(Tensor& x, const Tensor& gate, const Tensor& y) override;
+  // One pass over x (norm.cpp): the residual, stored, and the norm of the stored row.
+  void gated_residual_norm(Tensor& x, const Tensor& gate, const Tensor& y, const LayerNormSpec& norm, float eps,
+                           Tensor& h) override;
   void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin, float eps,
                         int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache,
                         const QkvRowMap* rows = nullptr) override;

@@ -50,6 +50,10 @@ struct RowNormArgs {
   int64_t tokens, heads;   // L2: row r belongs to head (r / tokens) % heads; LayerModulate: to batch r / tokens
 };
 void launch_row_norm(RowNorm kind, DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream);
+// Backend::gated_residual_norm: x += gate[r / tokens] * addend (addend may be x), stored in x's dtype, then y = the
+// norm of the stored x: layer norm with args' weight, bias [cols] (each optional), or LayerModulate (modulated).
+void launch_gated_residual_norm(bool modulated, DType dtype, void* x, const void* gate, const void* addend, void* y,
+                                const RowNormArgs& args, cudaStream_t stream);
 // x, y [N, C, H, W] seen as [N * groups, length]; channel of element i of group g: g * cpg + i / plane.
 void launch_group_norm(DType dtype, const void* x, void* y, const void* w, const void* b, int64_t images, int groups,
                        int64_t length, int64_t plane, int64_t channels_per_group, float eps, cudaStream_t stream);

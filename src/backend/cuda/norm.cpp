@@ -1,7 +1,8 @@
-// Entry points of the normalisations (kernels in norm.cu): validation, then one launch.
+// Entry points of the normalisations (kernels in norm.cu), gated_residual_norm too: validation, then one launch.
 #include "backend/cuda/checks.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/kernels.h"
+#include "backend/gated_residual_norm.h"
 
 namespace sparvar::cuda {
 
@@ -35,6 +36,22 @@ void CudaBackend::layer_norm_modulate(const Tensor& x, const Tensor& scale, cons
   make_current();
   const RowNormArgs args{B * N, C, eps, scale.data(), shift.data(), nullptr, N, 1};
   launch_row_norm(RowNorm::LayerModulate, x.dtype(), x.data(), y.data(), args, stream_);
+}
+
+// The shared checks (gated_residual_norm.h) give every argument x's dtype and device; check_compute makes those ours.
+void CudaBackend::gated_residual_norm(Tensor& x, const Tensor& gate, const Tensor& y, const LayerNormSpec& norm,
+                                      float eps, Tensor& h) {
+  constexpr const char* op = "gated_residual_norm";
+  check_compute(x, op, "x");
+  const auto [B, N, C] = check_gated_residual_norm(x, gate, y, norm, h, op);
+  check_rows(B * N, op);
+  const Tensor& w = norm.modulated ? norm.scale : norm.weight;
+  const Tensor& b = norm.modulated ? norm.shift : norm.bias;
+  make_current();
+  // tokens = N: the row's batch item, for the gate (and the modulation) rows.
+  const RowNormArgs args{B * N, C, eps, w.defined() ? w.data() : nullptr, b.defined() ? b.data() : nullptr, nullptr,
+                         N, 1};
+  launch_gated_residual_norm(norm.modulated, x.dtype(), x.data(), gate.data(), y.data(), h.data(), args, stream_);
 }
 
 void CudaBackend::rms_norm(const Tensor& x, const Tensor* w, float eps, Tensor& y) {

@@ -1,16 +1,41 @@
-// Normalisations: layer_norm (also fused with AdaLN modulation), rms_norm and l2_normalize over the last
-// dimension (one block per row), and group_norm over (C/groups, H, W) (one block per (image, group)).
-// Statistics in fp32, two passes over the row (mean first, then squared deviations) so a large mean does not
-// cancel the variance; rows are re-read from L1/L2 rather than staged. 16-byte accesses when the row length and
-// pointers allow.
+// Normalisations: layer_norm (also fused with AdaLN modulation, and after a gated residual), rms_norm and
+// l2_normalize over the last dimension (one block per row), and group_norm over (C/groups, H, W) (one block per
+// (image, group)). Statistics in fp32, two passes over the row (mean first, then squared deviations) so a large mean
+// does not cancel the variance; rows are re-read from L1/L2 rather than staged. 16-byte accesses when the row length
+// and pointers allow.
 #include "backend/cuda/device_math.cuh"
 
 namespace sparvar::cuda {
 
 namespace {
 
-template <typename T, int N, RowNorm kKind>
-__global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
+// gated_residual_norm's residual, done by the norm's first pass: x[r] += gate[r / tokens] * addend[r], in place.
+struct RowResidual {
+  void* x;  // the norm's input itself
+  const void* gate;
+  const void* addend;
+};
+
+// v = x + gate * addend at column c of `row`, stored into x; v returns as stored (rounded to T), so the statistics
+// and the output are those of the stored x. The same expression as gated_residual_kernel: the same sum.
+template <typename T, int N>
+__device__ __forceinline__ void residual_pack(const RowResidual& res, const RowNormArgs& args, int64_t row, int64_t c,
+                                              float (&v)[N]) {
+  T* xp = static_cast<T*>(res.x) + row * args.cols + c;
+  float g[N], a[N];
+  load_pack<T, N>(xp, v);
+  load_pack<T, N>(static_cast<const T*>(res.gate) + (row / args.tokens) * args.cols + c, g);
+  load_pack<T, N>(static_cast<const T*>(res.addend) + row * args.cols + c, a);
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] += g[i] * a[i];
+  store_pack<T, N>(xp, v);
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] = to_float(from_float<T>(v[i]));
+}
+
+// kResidual: the first (mean) pass applies `res` first; x is then res.x, and the later passes read the stored sums.
+template <typename T, int N, RowNorm kKind, bool kResidual>
+__global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args, RowResidual res) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const T* xr = x + row * args.cols;
@@ -24,6 +49,7 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
   constexpr bool kMean = kKind == RowNorm::Layer || kKind == RowNorm::LayerModulate;
   constexpr bool kWeight = kKind != RowNorm::L2;  // Layer, Rms: optional; LayerModulate: always (the scale)
   constexpr bool kBias = kKind == RowNorm::Layer || kKind == RowNorm::LayerModulate;
+  static_assert(!kResidual || kMean, "the residual is applied in the mean pass");
   const int64_t step = int64_t(blockDim.x) * N;
 
   float mean = 0.0f;
@@ -31,7 +57,8 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
     float s = 0.0f;
     for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
       float v[N];
-      load_pack<T, N>(xr + c, v);
+      if constexpr (kResidual) residual_pack<T, N>(res, args, row, c, v);
+      else load_pack<T, N>(xr + c, v);
 #pragma unroll
       for (int i = 0; i < N; ++i) s += v[i];
     }
@@ -73,22 +100,26 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args) {
   }
 }
 
-template <RowNorm kKind>
-void launch_row_norm_kind(DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream) {
+// kResidual: gated_residual_norm, `res` applied first (x is res.x); otherwise `res` is unused.
+template <RowNorm kKind, bool kResidual = false>
+void launch_row_norm_kind(DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream,
+                          const RowResidual& res = {}) {
   dispatch_float(dtype, "norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     constexpr int V = kVec16<T>;
     const bool vec = args.cols % V == 0 && aligned_to(x, 16) && aligned_to(y, 16) &&
-                     (!args.weight || aligned_to(args.weight, 16)) && (!args.bias || aligned_to(args.bias, 16));
+                     (!args.weight || aligned_to(args.weight, 16)) && (!args.bias || aligned_to(args.bias, 16)) &&
+                     (!kResidual || (aligned_to(res.gate, 16) && aligned_to(res.addend, 16)));
     const int64_t per_thread = vec ? V : 1;
     // Enough threads to cover the row once (at most 512), in whole warps.
     int64_t threads = (args.cols / per_thread + 31) / 32 * 32;
     threads = threads < 32 ? 32 : (threads > 512 ? 512 : threads);
     const dim3 grid(static_cast<unsigned>(args.rows));
+    const unsigned block = static_cast<unsigned>(threads);
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
-    if (vec) row_norm_kernel<T, V, kKind><<<grid, static_cast<unsigned>(threads), 0, stream>>>(px, py, args);
-    else row_norm_kernel<T, 1, kKind><<<grid, static_cast<unsigned>(threads), 0, stream>>>(px, py, args);
+    if (vec) row_norm_kernel<T, V, kKind, kResidual><<<grid, block, 0, stream>>>(px, py, args, res);
+    else row_norm_kernel<T, 1, kKind, kResidual><<<grid, block, 0, stream>>>(px, py, args, res);
     CUDA_CHECK_LAUNCH();
   });
 }
@@ -129,6 +160,14 @@ void launch_row_norm(RowNorm kind, DType dtype, const void* x, void* y, const Ro
     case RowNorm::L2: launch_row_norm_kind<RowNorm::L2>(dtype, x, y, args, stream); break;
     case RowNorm::LayerModulate: launch_row_norm_kind<RowNorm::LayerModulate>(dtype, x, y, args, stream); break;
   }
+}
+
+void launch_gated_residual_norm(bool modulated, DType dtype, void* x, const void* gate, const void* addend, void* y,
+                                const RowNormArgs& args, cudaStream_t stream) {
+  if (args.rows == 0 || args.cols == 0) return;
+  const RowResidual res{x, gate, addend};
+  if (modulated) launch_row_norm_kind<RowNorm::LayerModulate, true>(dtype, x, y, args, stream, res);
+  else launch_row_norm_kind<RowNorm::Layer, true>(dtype, x, y, args, stream, res);
 }
 
 void launch_group_norm(DType dtype, const void* x, void* y, const void* w, const void* b, int64_t images, int groups,

@@ -22,8 +22,17 @@ void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t bat
   ws.reserve("logits", bn * 2 * c.d_vae());
 }
 
+LayerNormSpec block_input_norm(const Conditioning& cond, int layer) {
+  return LayerNormSpec::modulate(cond.mod(layer, S1), cond.mod(layer, B1));
+}
+
+LayerNormSpec head_input_norm(const Conditioning& cond) {
+  return LayerNormSpec::modulate(cond.head_scale, cond.head_shift);
+}
+
 void run_block(Backend& be, const InfinityWeights& w, int layer, const Conditioning& cond, const ScaleStep& step,
-               KvCache& cache, AttentionRunner& runner, Workspace& ws, Tensor& x) {
+               KvCache& cache, AttentionRunner& runner, Workspace& ws, Tensor& x, InputNorm in,
+               const LayerNormSpec& next) {
   const InfinityConfig& c = w.config;
   const BlockWeights& bw = w.blocks[static_cast<size_t>(layer)];
   const int64_t B = x.dim(0), n = x.dim(1), C = c.embed_dim, H = c.num_heads, hd = c.head_dim();
@@ -34,7 +43,7 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   Tensor attn = ws.take("attn", {B, n, H, hd});
 
   // ---- self-attention: q/k normalised and rotated, k and v straight into the cache ----
-  be.layer_norm_modulate(x, cond.mod(layer, S1), cond.mod(layer, B1), eps, h);
+  if (in == InputNorm::Compute) be.layer_norm_modulate(x, cond.mod(layer, S1), cond.mod(layer, B1), eps, h);
   Tensor qkv = ws.take("qkv", {B, n, 3 * C});
   be.linear(h, bw.qkv_w, &bw.qkv_b, Activation::None, qkv);
   // In the runner's cache order (padded tile order on CUDA) when it keeps one: its kernel then reads q, k, v in place.
@@ -45,11 +54,11 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
                       q, cache.mutable_keys(layer), cache.mutable_values(layer), rows ? &map : nullptr);
   SelfAttentionCall call{layer, step.scale, step.schedule, step.offset + n, rows != nullptr};
   runner.self_attention(be, q, cache.keys(layer), cache.values(layer), call, attn);
-  const Tensor g1 = cond.mod(layer, G1);
-  be.linear_residual(attn.view({B, n, C}), bw.sa_proj_w, &bw.sa_proj_b, &g1, x, tmp);
+  // The gated residual (a per-(batch, column) gate no GEMM epilogue applies) and ca_norm in one pass.
+  be.linear(attn.view({B, n, C}), bw.sa_proj_w, &bw.sa_proj_b, Activation::None, tmp);
+  be.gated_residual_norm(x, cond.mod(layer, G1), tmp, LayerNormSpec::affine(&bw.ca_norm_w, &bw.ca_norm_b), eps, h);
 
   // ---- cross-attention to the text ----
-  be.layer_norm(x, &bw.ca_norm_w, &bw.ca_norm_b, eps, h);
   Tensor caq = ws.take("caq", {B, n, C});
   be.linear(h, bw.ca_q_w, &bw.ca_q_b, Activation::None, caq);
   AttentionParams params;
@@ -63,14 +72,15 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   be.layer_norm_modulate(x, cond.mod(layer, S2), cond.mod(layer, B2), eps, h);
   Tensor f = ws.take("ffn", {B, n, c.ffn_hidden});
   be.linear(h, bw.fc1_w, &bw.fc1_b, Activation::GeluTanh, f);
-  const Tensor g2 = cond.mod(layer, G2);
-  be.linear_residual(f, bw.fc2_w, &bw.fc2_b, &g2, x, tmp);
+  be.linear(f, bw.fc2_w, &bw.fc2_b, Activation::None, tmp);
+  be.gated_residual_norm(x, cond.mod(layer, G2), tmp, next, eps, h);  // h: the next block's (or the head's) input
 }
 
-Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x) {
+Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x,
+                InputNorm in) {
   const int64_t B = x.dim(0), n = x.dim(1), C = w.config.embed_dim;
   Tensor h = ws.take("h", {B, n, C});
-  be.layer_norm_modulate(x, cond.head_scale, cond.head_shift, w.config.norm_eps, h);
+  if (in == InputNorm::Compute) be.layer_norm_modulate(x, cond.head_scale, cond.head_shift, w.config.norm_eps, h);
   Tensor logits = ws.take("logits", {B, n, 2 * static_cast<int64_t>(w.config.d_vae())});
   be.linear(h, w.head_w, &w.head_b, Activation::None, logits);
   return logits;

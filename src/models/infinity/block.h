@@ -4,7 +4,9 @@
 //   x += FFN(LN(x) * (1 + s2) + b2) * g2      GELU-tanh
 // and the bitwise head. All activations come from the planned Workspace (see reserve_block_workspace). The
 // small steps are the backend's fused ops (layer_norm_modulate, qkv_to_attention into the KV cache,
-// linear_residual), so a block is about 20 launches: the GEMMs, the two attentions and a few passes.
+// linear_residual, gated_residual_norm), so a block is about 20 launches: the GEMMs, the two attentions and a few
+// passes. A gated residual and the LayerNorm after it are one pass: the self-attention's with ca_norm, the FFN's
+// with whatever reads x next (the next block's first AdaLN, or the head's), which then finds its input in "h".
 #pragma once
 
 #include "attention/schedule.h"
@@ -31,11 +33,23 @@ struct ScaleStep {
 void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens,
                              int64_t max_q_rows = 0);
 
-// x [batch, n, C] is updated in place.
-void run_block(Backend& be, const InfinityWeights& w, int layer, const Conditioning& cond, const ScaleStep& step,
-               KvCache& cache, AttentionRunner& runner, Workspace& ws, Tensor& x);
+// The normalisation of x that a block's self-attention reads (AdaLN with the layer's s1, b1), and the head's.
+LayerNormSpec block_input_norm(const Conditioning& cond, int layer);
+LayerNormSpec head_input_norm(const Conditioning& cond);
 
-// Head: logits [batch, n, 2 * d_vae] = head(LN(x) * (1 + s) + b); returns a workspace view.
-Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x);
+// Whether the workspace's "h" already holds the normalised x a block or the head reads (the previous block's last
+// residual wrote it), or it is to be computed from x.
+enum class InputNorm { Compute, Ready };
+
+// x [batch, n, C] is updated in place. `in`: whether "h" holds block_input_norm(cond, layer) of x. On return "h"
+// holds `next` of the new x: block_input_norm(cond, layer + 1), or head_input_norm(cond) after the last layer.
+void run_block(Backend& be, const InfinityWeights& w, int layer, const Conditioning& cond, const ScaleStep& step,
+               KvCache& cache, AttentionRunner& runner, Workspace& ws, Tensor& x, InputNorm in,
+               const LayerNormSpec& next);
+
+// Head: logits [batch, n, 2 * d_vae] = head(LN(x) * (1 + s) + b); returns a workspace view. `in`: whether "h"
+// holds head_input_norm(cond) of x already.
+Tensor run_head(Backend& be, const InfinityWeights& w, const Conditioning& cond, Workspace& ws, const Tensor& x,
+                InputNorm in);
 
 }  // namespace sparvar::infinity

@@ -43,10 +43,14 @@ void run_scale(Backend& be, const InfinityWeights& w, GenerationPlan& p, Attenti
                  p.order ? &p.order->scales[static_cast<size_t>(si)] : nullptr};
   Tensor x = p.ws.take("x", {bs, n, C});
   be.add(x, w.lvl_embed.slice0(si, si + 1).view({C}), x);
-  for (int l = 0; l < c.depth; ++l) run_block(be, w, l, cond, step, p.cache, runner, p.ws, x);
+  // Each block's last residual normalises x for the next block, the last one's for the head (see block.h).
+  for (int l = 0; l < c.depth; ++l) {
+    const LayerNormSpec next = l + 1 < c.depth ? block_input_norm(cond, l + 1) : head_input_norm(cond);
+    run_block(be, w, l, cond, step, p.cache, runner, p.ws, x, l == 0 ? InputNorm::Compute : InputNorm::Ready, next);
+  }
 
   // Head, tau, CFG and sampling (forced bits: the logits only, when they are kept).
-  const Tensor raw = run_head(be, w, cond, p.ws, x);
+  const Tensor raw = run_head(be, w, cond, p.ws, x, InputNorm::Ready);
   BitSampling sampling = s.sampling;
   sampling.stream = static_cast<uint64_t>(si);  // PhiloxStream(seed, scale), as UniformSource draws
   sampling.seed_tensor = &p.seed;

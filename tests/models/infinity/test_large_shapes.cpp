@@ -112,7 +112,10 @@ class LargeShapes : public ::testing::Test {
       Tensor x = s->ws->take("x", {B, n, C});
       be.copy(be.upload(x_host, s->w.dtype), x);
       ScaleStep step{scale, &schedule_, n, off, s->cos.slice0(off, off + n), s->sin.slice0(off, off + n)};
-      run_block(be, s->w, layer, *s->cond, step, *s->cache, i == 0 ? cpu_runner : gpu_runner, *s->ws, x);
+      const LayerNormSpec next = layer + 1 < config_.depth ? block_input_norm(*s->cond, layer + 1)
+                                                            : head_input_norm(*s->cond);
+      run_block(be, s->w, layer, *s->cond, step, *s->cache, i == 0 ? cpu_runner : gpu_runner, *s->ws, x,
+                InputNorm::Compute, next);
       x_out[i] = be.download(x);
       k_out[i] = be.download(s->cache->keys(layer));
       v_out[i] = be.download(s->cache->values(layer));
@@ -151,7 +154,7 @@ TEST_F(LargeShapes, DenseBlocksAndHead) {
         for (Side* s : {&cpu_, &gpu_}) {
           Tensor x = s->ws->take("x", x_cpu.shape());
           s->be->copy(s->be->upload(x_cpu, s->w.dtype), x);
-          logits[i++] = s->be->download(run_head(*s->be, s->w, *s->cond, *s->ws, x)).to_floats();
+          logits[i++] = s->be->download(run_head(*s->be, s->w, *s->cond, *s->ws, x, InputNorm::Compute)).to_floats();
         }
         const double el = rel_err(logits[1], logits[0]);
         std::printf("%s scale %2d head: rel err logits %.2e\n", config_.name.c_str(), scale, el);
