@@ -303,9 +303,12 @@ bool cuda_available();
 
 // GPU memory the engine holds through its allocator (tensors, scratch, library workspaces it allocates), now
 // and at most since the last reset; zeros without CUDA. The CUDA context itself is not counted (torch's
-// max_memory_allocated is the comparable figure).
+// max_memory_allocated is the comparable figure). pool_reserved*: what the CUDA backend's stream-ordered pool
+// holds from the driver (its tensors and the freed blocks it keeps cached; torch's memory_reserved), 0 with
+// SPARVAR_CUDA_ALLOC=malloc.
 struct GpuMemoryStats {
   size_t current = 0, peak = 0;
+  size_t pool_reserved = 0, pool_reserved_peak = 0;
 };
 GpuMemoryStats gpu_memory_stats();
 void reset_gpu_memory_peak();

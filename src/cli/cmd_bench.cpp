@@ -50,6 +50,7 @@ struct ModeResult {
   std::string mode;
   std::vector<Run> runs;
   size_t peak_bytes = 0;
+  size_t peak_reserved_bytes = 0;  // what the CUDA allocator's pool held at most (cached free blocks included)
   Tensor image;  // host U8 [B, H, W, 3] of the last run
   const Run& best() const {
     return *std::min_element(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.total_ms < b.total_ms; });
@@ -135,6 +136,7 @@ nlohmann::json to_json(const std::vector<ModeResult>& results, const BenchFlags&
     m["vae_ms"] = b.vae_ms;
     m["scale_ms"] = b.scale_ms;
     m["peak_gpu_bytes"] = r.peak_bytes;
+    m["peak_reserved_gpu_bytes"] = r.peak_reserved_bytes;
     std::vector<double> totals;
     for (const Run& run : r.runs) totals.push_back(run.total_ms);
     m["all_ms"] = totals;
@@ -226,7 +228,9 @@ int run_bench(const BenchFlags& f) {
       run.condition_ms = g.text_ms;
       run.scale_ms = g.scale_ms;
       for (double ms : g.scale_ms) run.scales_ms += ms;
-      mr.peak_bytes = std::max(mr.peak_bytes, gpu_memory_stats().peak);
+      const GpuMemoryStats memory = gpu_memory_stats();
+      mr.peak_bytes = std::max(mr.peak_bytes, memory.peak);
+      mr.peak_reserved_bytes = std::max(mr.peak_reserved_bytes, memory.pool_reserved_peak);
       std::printf("%s\n", fmt::format("{:<6} {} {}: {:.1f} ms (conditioning {:.1f}, scales {:.1f}, VAE {:.1f}){}{}",
                                       name, i < f.warmup ? "warm-up" : "run", i < f.warmup ? i + 1 : i - f.warmup + 1,
                                       run.total_ms, run.condition_ms, run.scales_ms, run.vae_ms,

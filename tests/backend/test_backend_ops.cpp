@@ -464,7 +464,7 @@ std::vector<Case> make_cases(const Options& o) {
 
   // ---- group_norm_nhwc: 32 groups, or 24 when C % 32 != 0 (the decoder's rule); the fused SiLU; a mean of 100
   // next to a spread of 1 (statistics that cancel, like E[x^2] - E[x]^2 in fp32, fail it); more channels than the
-  // kernel takes (the permute default).
+  // kernel takes (the permute default); several images with few or many groups.
   struct GnNhwc { Shape x; int groups; bool affine; Activation act; float shift; bool inplace; };
   const int64_t gn_side = o.small ? 128 : 512;
   for (const GnNhwc& g : std::vector<GnNhwc>{{{1, 16, 16, 32}, 32, true, Activation::Silu, 0.0f, false},
@@ -479,7 +479,12 @@ std::vector<Case> make_cases(const Options& o) {
                                              {{1, 32, 32, 256}, 32, true, Activation::Silu, 100.0f, false},
                                              {{2, 16, 16, 64}, 32, false, Activation::None, 100.0f, false},
                                              {{1, 16, 16, 64}, 32, true, Activation::Silu, 0.0f, true},
-                                             {{1, 4, 4, 8192}, 32, true, Activation::Silu, 0.0f, false}}) {
+                                             {{1, 4, 4, 8192}, 32, true, Activation::Silu, 0.0f, false},
+                                             // finalize: one block per (image, group), over many chunks
+                                             {{3, 40, 24, 96}, 32, true, Activation::Silu, 0.0f, false},
+                                             {{4, 64, 48, 256}, 16, true, Activation::None, 3.0f, false},
+                                             {{2, gn_side / 2, gn_side / 2, 64}, 8, false, Activation::Silu, 0.0f,
+                                              false}}) {
     const int64_t C = g.x[3];
     Case c{"group_norm_nhwc",
            shape_string(g.x) + fmt::format(" groups={}{} act={}{}{}", g.groups, g.affine ? " w,b" : "", act_name(g.act),

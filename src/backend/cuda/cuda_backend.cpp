@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_pool.h"
 #include "backend/cuda/kernels.h"
 
 namespace sparvar {
@@ -37,12 +38,14 @@ std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique
 
 GpuMemoryStats gpu_memory_stats() {
   const cuda::AllocationCounters& c = cuda::allocation_counters();
-  return {c.current.load(), c.peak.load()};
+  const cuda::PoolReserved pool = cuda::pool_reserved();
+  return {c.current.load(), c.peak.load(), pool.current, pool.peak};
 }
 
 void reset_gpu_memory_peak() {
   cuda::AllocationCounters& c = cuda::allocation_counters();
   c.peak.store(c.current.load());
+  cuda::reset_pool_peaks();
 }
 
 namespace cuda {
@@ -61,7 +64,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
                 "cuda backend: device {} ({}) has compute capability {}.{}; this build runs on 9.0 (Hopper) only",
                 device, props_.name, props_.major, props_.minor);
   make_current();
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  device_stream_ = std::make_shared<DeviceStream>(device, alloc_mode_from_env());
+  stream_ = device_stream_->get();
   gemm_ = std::make_unique<GemmRunner>(stream_);
 }
 
@@ -72,9 +76,9 @@ CudaBackend::~CudaBackend() {
   if (stream_) {
     (void)cudaSetDevice(device_);
     (void)cudaStreamSynchronize(stream_);
-    (void)cudaStreamDestroy(stream_);
     (void)cudaGetLastError();
   }
+  // The stream itself goes with device_stream_'s last owner: this backend or a tensor that outlives it.
 }
 
 std::string CudaBackend::name() const {
@@ -93,8 +97,9 @@ Tensor CudaBackend::empty(const Shape& shape, DType dtype) {
   make_current();
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   const std::string what = fmt::format("tensor {}{}", dtype_name(dtype), shape_string(shape));
-  void* p = device_malloc(bytes, what);
-  auto storage = std::make_shared<Storage>(p, bytes, Device::CUDA, [bytes](void* q) { device_free(q, bytes); });
+  const DeviceBlock block = device_stream_->allocate(bytes, what);
+  auto storage = std::make_shared<Storage>(block.ptr, bytes, Device::CUDA,
+                                           [owner = device_stream_, block](void*) { owner->release(block); });
   return Tensor(std::move(storage), 0, shape, dtype);
 }
 
@@ -110,12 +115,10 @@ Tensor CudaBackend::upload(const Tensor& host, DType dtype) {
   if (host.dtype() == dtype) {
     CUDA_CHECK(cudaMemcpyAsync(t.data(), host.data(), host.nbytes(), cudaMemcpyHostToDevice, stream_));
   } else if (is_device_float(host.dtype()) && is_device_float(dtype)) {
-    // Send the host bytes as they are, convert on the device.
-    DeviceBuffer staging(host.nbytes(), "upload staging");
+    // Send the host bytes as they are, convert on the device (the staging tensor is freed in stream order).
+    const Tensor staging = empty(host.shape(), host.dtype());
     CUDA_CHECK(cudaMemcpyAsync(staging.data(), host.data(), host.nbytes(), cudaMemcpyHostToDevice, stream_));
     launch_convert(staging.data(), host.dtype(), t.data(), dtype, t.numel(), stream_);
-    CUDA_CHECK(cudaStreamSynchronize(stream_));  // before the staging buffer is freed
-    return t;
   } else {
     const Tensor converted = host.to_dtype(dtype);  // integer types: convert on the host
     CUDA_CHECK(cudaMemcpyAsync(t.data(), converted.data(), converted.nbytes(), cudaMemcpyHostToDevice, stream_));
@@ -135,7 +138,7 @@ Tensor CudaBackend::download(const Tensor& t) {
     CUDA_CHECK(cudaMemcpyAsync(host.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   } else if (is_device_float(t.dtype())) {
-    DeviceBuffer f32(host.nbytes(), "download conversion");
+    const Tensor f32 = empty(t.shape(), DType::F32);  // freed in stream order, after the copy
     launch_convert(t.data(), t.dtype(), f32.data(), DType::F32, t.numel(), stream_);
     CUDA_CHECK(cudaMemcpyAsync(host.data(), f32.data(), host.nbytes(), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -1,6 +1,7 @@
 // The CUDA backend: every op of backend.h for F32 and BF16 tensors (fp32 accumulation) on one device and one
 // stream. GEMMs go to cuBLASLt (gemm_cublaslt.cu), everything else to our kernels, one .cu per group of ops.
-// All work is queued on the backend's stream; download() and synchronize() wait for it.
+// All work is queued on the backend's stream; download() and synchronize() wait for it. Tensors come from a
+// stream-ordered pool on that stream (device_stream.h): use them on this backend only, or synchronize() first.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -9,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_stream.h"
 #include "backend/cuda/gemm_cublaslt.h"
 
 namespace sparvar::cuda {
@@ -79,6 +81,8 @@ class CudaBackend final : public Backend {
   void upsample_nearest_nhwc(const Tensor& x, Tensor& y) override;
 
   cudaStream_t stream() const { return stream_; }
+  // How tensors are allocated (SPARVAR_CUDA_ALLOC, read when the backend is made).
+  AllocMode alloc_mode() const { return device_stream_->mode(); }
 
  private:
   void make_current() const;
@@ -88,7 +92,9 @@ class CudaBackend final : public Backend {
 
   int device_;
   cudaDeviceProp props_{};
-  cudaStream_t stream_ = nullptr;
+  // The stream and tensor allocator, shared with every tensor allocated here (so first made, last gone).
+  std::shared_ptr<DeviceStream> device_stream_;
+  cudaStream_t stream_ = nullptr;  // device_stream_'s
   std::unique_ptr<GemmRunner> gemm_;
   DeviceBuffer conv_columns_;  // im2col scratch (conv2d, conv2d_nhwc), grown on demand and kept
   DeviceBuffer norm_scratch_;  // group_norm_nhwc's partial statistics and per-channel table, grown on demand

@@ -1,5 +1,9 @@
-// RAII ownership of one cudaMalloc'ed block (host code only: it uses fmt). Allocation failure is a sparvar::Error
-// saying how much was asked for, for what, and how much the device has free, so an out-of-memory report is actionable.
+// RAII ownership of one cudaMalloc'ed block (host code only: it uses fmt), and the allocation accounting every
+// device allocation goes through (device_stream.h too). Allocation failure is a sparvar::Error saying how much was
+// asked for, for what, and how much the device has free, so an out-of-memory report is actionable.
+//
+// DeviceBuffer stays on cudaMalloc: it holds long-lived scratch (workspaces, im2col columns) that is grown rarely
+// and may be grown inside a graph capture, where a stream-ordered allocation would become a graph memory node.
 #pragma once
 
 #include <atomic>
@@ -9,12 +13,14 @@
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_pool.h"
 #include "core/error.h"
 
 namespace sparvar::cuda {
 
-// Bytes held through device_malloc now and at most since the last reset (memory_stats.h reports them): what
-// the engine itself holds, comparable to torch.cuda.max_memory_allocated; the CUDA context is not counted.
+// Bytes handed out (device_malloc and the backend's pool) now and at most since the last reset (gpu_memory_stats()
+// reports them): what the engine itself holds, comparable to torch.cuda.max_memory_allocated; the CUDA context and
+// the pool's cached free memory are not counted.
 struct AllocationCounters {
   std::atomic<size_t> current{0}, peak{0};
 };
@@ -22,32 +28,46 @@ inline AllocationCounters& allocation_counters() {
   static AllocationCounters counters;
   return counters;
 }
-
-// Counts the times a DeviceBuffer let go of a block it held to take another (reserve() growing, a move over a
-// held block): the scratch of the backend and of the kernel libraries grows that way. A recorded CUDA graph
-// holds raw pointers into such scratch, so it is only valid while this count is what it was at its capture.
-inline std::atomic<uint64_t>& scratch_generation() {
-  static std::atomic<uint64_t> generation{0};
-  return generation;
-}
-
-// cudaMalloc with the error message above; bytes == 0 returns nullptr.
-inline void* device_malloc(size_t bytes, std::string_view what) {
-  if (bytes == 0) return nullptr;
-  void* p = nullptr;
-  const cudaError_t status = cudaMalloc(&p, bytes);
-  if (status != cudaSuccess) {
-    (void)cudaGetLastError();  // clear the sticky-free allocation error before asking for the numbers
-    size_t free_bytes = 0, total_bytes = 0;
-    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
-    fail("out of GPU memory allocating {} bytes for {} (free {} of {}): {}", bytes, what, free_bytes, total_bytes,
-         cudaGetErrorString(status));
-  }
+inline void count_allocation(size_t bytes) {
   AllocationCounters& c = allocation_counters();
   const size_t now = c.current.fetch_add(bytes) + bytes;
   size_t peak = c.peak.load();
   while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {
   }
+}
+inline void count_release(size_t bytes) { allocation_counters().current.fetch_sub(bytes); }
+
+// The error of a failed allocation (status: what the allocator returned).
+[[noreturn]] inline void fail_out_of_memory(size_t bytes, std::string_view what, cudaError_t status) {
+  (void)cudaGetLastError();  // clear the allocation error before asking for the numbers
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+  fail("out of GPU memory allocating {} bytes for {} (free {} of {}): {}", bytes, what, free_bytes, total_bytes,
+       cudaGetErrorString(status));
+}
+
+// Counts the times a DeviceBuffer let go of a block it held to take another (reserve() growing, a move over a
+// held block): the scratch of the backend and of the kernel libraries grows that way. A recorded CUDA graph
+// holds raw pointers into such scratch, so it is only valid while this count is what it was at its capture. A tensor
+// freed during a capture counts too (device_stream.h): the recorded work may read it.
+inline std::atomic<uint64_t>& scratch_generation() {
+  static std::atomic<uint64_t> generation{0};
+  return generation;
+}
+
+// cudaMalloc with the error message above; bytes == 0 returns nullptr. Out of memory while the pools cache free
+// blocks: they give them back and the allocation is tried once more.
+inline void* device_malloc(size_t bytes, std::string_view what) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
+  cudaError_t status = cudaMalloc(&p, bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    release_cached_memory();
+    status = cudaMalloc(&p, bytes);
+  }
+  if (status != cudaSuccess) fail_out_of_memory(bytes, what, status);
+  count_allocation(bytes);
   return p;
 }
 
@@ -56,7 +76,7 @@ inline void* device_malloc(size_t bytes, std::string_view what) {
 inline void device_free(void* p, size_t bytes) {
   if (!p) return;
   if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
-  allocation_counters().current.fetch_sub(bytes);
+  count_release(bytes);
 }
 
 class DeviceBuffer {

@@ -2,11 +2,13 @@
 // once; each replay is one cudaGraphLaunch on the same stream. Relaxed capture mode: library calls that are
 // legal but "potentially unsafe" in the stricter modes (cuBLASLt's and cuDNN's host-side queries) do not
 // invalidate the capture, while anything that synchronises the capturing stream still fails loudly.
+// Tensors allocated or freed by the body: see device_stream.h (cudaMalloc inside the capture, frees after it).
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_pool.h"
 
 namespace sparvar::cuda {
 
@@ -51,18 +53,27 @@ class CudaGraphWork final : public RecordedWork {
 std::unique_ptr<RecordedWork> CudaBackend::record(const std::function<void()>& body) {
   make_current();
   const uint64_t generation = scratch_generation().load();
-  CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
-  try {
-    body();
-  } catch (const Error& e) {
-    abandon_capture(stream_);
-    fail("while recording a CUDA graph: {}", e.what());
-  } catch (...) {
-    abandon_capture(stream_);
-    throw;
-  }
   cudaGraph_t graph = nullptr;
-  const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+  cudaError_t ended = cudaSuccess;
+  const auto abandon = [&] {
+    abandon_capture(stream_);
+    device_stream_->flush_deferred();
+  };
+  {
+    const CaptureScope scope;
+    CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    try {
+      body();
+    } catch (const Error& e) {
+      abandon();
+      fail("while recording a CUDA graph: {}", e.what());
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    ended = cudaStreamEndCapture(stream_, &graph);
+  }
+  device_stream_->flush_deferred();  // what the body freed (the recording is then invalid, see device_stream.h)
   if (ended != cudaSuccess) {
     if (graph) (void)cudaGraphDestroy(graph);
     (void)cudaGetLastError();

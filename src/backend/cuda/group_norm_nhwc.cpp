@@ -1,5 +1,7 @@
 // Entry point of group_norm_nhwc (kernels in group_norm_nhwc.cu): validation, the chunking plan, the scratch for the
 // partial statistics (grown once, kept like conv2d's columns), three launches.
+#include <algorithm>
+
 #include "backend/cuda/checks.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/nhwc_kernels.h"
@@ -25,8 +27,9 @@ void CudaBackend::group_norm_nhwc(const Tensor& x, int groups, const Tensor* w, 
     Backend::group_norm_nhwc(x, groups, w, b, eps, act, y);
     return;
   }
-  SPARVAR_CHECK(N * plan.chunks <= 0x7fffffff, "{}: x {} needs {} blocks, too many for one launch", op,
-                shape_string(x.shape()), N * plan.chunks);
+  const int64_t blocks = N * std::max<int64_t>(plan.chunks, groups);  // statistics / finalize grids
+  SPARVAR_CHECK(blocks <= 0x7fffffff, "{}: x {} needs {} blocks, too many for one launch", op, shape_string(x.shape()),
+                blocks);
   make_current();
   norm_scratch_.reserve(plan.scratch_bytes, "group_norm_nhwc statistics");
   GroupNormNhwcArgs args;
