@@ -8,6 +8,7 @@
 #include <cute/tensor.hpp>
 #include <cute/atom/mma_traits_sm90_gmma.hpp>
 #include <cute/arch/mma_sm90.hpp>
+#include <cutlass/numeric_conversion.h>
 #include <cutlass/numeric_types.h>
 
 #include <cmath>
@@ -99,6 +100,14 @@ __device__ __forceinline__ void mask_keys(TS& s, int valid, int lane) {
   }
 }
 
+// 2^x in one MUFU instruction. exp2f() also handles denormal results (extra instructions per element in the softmax's
+// hot loop); a probability below 2^-126 flushed to 0 changes nothing here.
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
@@ -130,14 +139,14 @@ __device__ __forceinline__ void softmax_update(TS& s, RowState& st, float alpha[
     for (int j = 0; j < BK / 8; ++j) m = fmaxf(m, fmaxf(s(2 * r + 4 * j), s(1 + 2 * r + 4 * j)));
     m = quad_max(m);
     const float m_scaled = scaled_max(m, scale_log2);
-    alpha[r] = exp2f(st.max[r] * scale_log2 - m_scaled);  // 0 when the old max was -inf
+    alpha[r] = exp2_approx(st.max[r] * scale_log2 - m_scaled);  // 0 when the old max was -inf
     st.max[r] = m;
     float sum = 0.f;
     CUTE_UNROLL
     for (int j = 0; j < BK / 8; ++j) {
       CUTE_UNROLL
       for (int c = 0; c < 2; ++c) {
-        const float e = exp2f(fmaf(s(c + 2 * r + 4 * j), scale_log2, -m_scaled));
+        const float e = exp2_approx(fmaf(s(c + 2 * r + 4 * j), scale_log2, -m_scaled));
         s(c + 2 * r + 4 * j) = e;
         sum += e;
       }
@@ -146,8 +155,11 @@ __device__ __forceinline__ void softmax_update(TS& s, RowState& st, float alpha[
   }
 }
 
+// Skipped when no row of the warp changed its max (alpha == 1 exactly: multiplying would change nothing). Late in a
+// long row that is most blocks, and the 64-register multiply is a large share of a 64-key block's softmax.
 template <class TO>
 __device__ __forceinline__ void rescale_rows(TO& o, const float alpha[2]) {
+  if (!__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) return;
   CUTE_UNROLL
   for (int j = 0; j < size(o) / 4; ++j) {
     CUTE_UNROLL
@@ -163,6 +175,16 @@ __device__ __forceinline__ void online_softmax(TS& s, TO& o, RowState& st, float
   float alpha[2];
   softmax_update<BK>(s, st, alpha, scale_log2);
   rescale_rows(o, alpha);
+}
+
+// dst = bf16(src) for register fragments of equal size, two values per instruction (cvt.rn.bf16x2.f32).
+template <class TS, class TP>
+__device__ __forceinline__ void convert_to_bf16(TS const& src, TP& dst) {
+  constexpr int N = decltype(size(src))::value;
+  static_assert(N % 2 == 0 && N == decltype(size(dst))::value);
+  using Converter = cutlass::NumericArrayConverter<Element, float, N>;
+  *reinterpret_cast<typename Converter::result_type*>(raw_pointer_cast(dst.data())) =
+      Converter{}(*reinterpret_cast<const typename Converter::source_type*>(raw_pointer_cast(src.data())));
 }
 
 // Completes the row sums over the quad and returns 1/sum per row (0 for a row with no valid key).
@@ -186,7 +208,7 @@ __device__ __forceinline__ float block_mass_partial(TS const& s, const RowState&
     CUTE_UNROLL
     for (int j = 0; j < BK / 8; ++j) {
       CUTE_UNROLL
-      for (int c = 0; c < 2; ++c) sum += exp2f(fmaf(s(c + 2 * r + 4 * j), scale_log2, -m_scaled));
+      for (int c = 0; c < 2; ++c) sum += exp2_approx(fmaf(s(c + 2 * r + 4 * j), scale_log2, -m_scaled));
     }
     if (row_valid[r]) total += sum * inv_sum[r];
   }

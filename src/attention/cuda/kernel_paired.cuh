@@ -297,8 +297,7 @@ __device__ void paired_consumer(const typename PairedKernel<D>::Params& prm, typ
         float alpha[2];
         softmax_update<BK>(tSrS, st, alpha, p.scale_log2);
         rescale_rows(tOrO, alpha);
-        CUTE_UNROLL
-        for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+        convert_to_bf16(tSrS, tOrP);
       }
       PairRing<K::kStages> prev = ring;
       ring.advance();
@@ -325,8 +324,7 @@ __device__ void paired_consumer(const typename PairedKernel<D>::Params& prm, typ
         warpgroup_fence_operand(tOrPa);
         Barrier::arrive(&sm.v_empty[prev.stage]);
         rescale_rows(tOrO, alpha);
-        CUTE_UNROLL
-        for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+        convert_to_bf16(tSrS, tOrP);
         prev = ring;
         ring.advance();
         w.next();

@@ -247,8 +247,7 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
       float alpha[2];
       softmax_update<BK>(tSrS, st, alpha, p.scale_log2);
       Tensor tOrP = make_fragment_like<Element>(tSrS);
-      CUTE_UNROLL
-      for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+      convert_to_bf16(tSrS, tOrP);
       Tensor tOrPa = make_tensor(tOrP.data(), accumulator_as_a_operand(tSrS.layout()));
       RingState<K::kStages> prev = vring;  // V position of the block whose PV is pending
       kring.advance();
@@ -271,8 +270,7 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
         warpgroup_fence_operand(tOrPa);
         Barrier::arrive(&bar.v_empty[prev.stage]);
         rescale_rows(tOrO, alpha);
-        CUTE_UNROLL
-        for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+        convert_to_bf16(tSrS, tOrP);
         prev = vring;
         kring.advance();
         if constexpr (kMass) vring.advance();

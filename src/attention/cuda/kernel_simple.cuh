@@ -126,8 +126,7 @@ __global__ void __launch_bounds__(128) simple_block_sparse_kernel(const __grid_c
     mask_keys<BK>(tSrS, p.k_valid ? p.k_valid[kb] : BK, lane);
     online_softmax<BK>(tSrS, tOrO, st, p.scale_log2);
     Tensor tOrP = make_fragment_like<Element>(tSrS);
-    CUTE_UNROLL
-    for (int e = 0; e < size(tSrS); ++e) tOrP(e) = Element(tSrS(e));
+    convert_to_bf16(tSrS, tOrP);
     Tensor tOrPa = make_tensor(tOrP.data(), accumulator_as_a_operand(tSrS.layout()));
 
     if (has_next) cp_async_wait<2>(); else cp_async_wait<0>();  // V_i landed

@@ -61,11 +61,13 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-template <int D>
+// kBufs K and V tiles: 2 to prefetch the next key tile; 1 where every row sees at most one tile (cross-attention
+// to a short text), which needs a third less shared memory and so fits more blocks per SM.
+template <int D, int kBufs>
 struct FlashSmem {
   static constexpr int kStride = D + 8;  // bf16 per row: +16 bytes so ldmatrix rows hit distinct banks
   static constexpr int kTile = kFlashRows * kStride;
-  static constexpr size_t kBytes = sizeof(bf16) * (kTile + 4 * kFlashKeys * kStride);  // Q, K[2], V[2]
+  static constexpr size_t kBytes = sizeof(bf16) * (kTile + 2 * kBufs * kFlashKeys * kStride);  // Q, K[], V[]
 };
 
 // Copies rows [row0, row0 + 64) of a [rows, D] bf16 matrix (rows `row_stride` elements apart) into a padded
@@ -79,18 +81,18 @@ __device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* src, int
     const int r = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const int64_t row = row0 + r;
     const bool inside = row < rows_total;
-    cp_async16(tile + r * FlashSmem<D>::kStride + col, src + (inside ? row : 0) * row_stride + col, inside ? 16 : 0);
+    cp_async16(tile + r * (D + 8) + col, src + (inside ? row : 0) * row_stride + col, inside ? 16 : 0);
   }
 }
 
-template <int D>
+template <int D, int kBufs>
 __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttentionArgs args, AttentionVisibility vis) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  using Smem = FlashSmem<D>;
+  using Smem = FlashSmem<D, kBufs>;
   constexpr int S = Smem::kStride;
   bf16* q_tile = reinterpret_cast<bf16*>(smem_raw);
-  bf16* k_tiles = q_tile + Smem::kTile;                 // 2 buffers
-  bf16* v_tiles = k_tiles + 2 * kFlashKeys * S;         // 2 buffers
+  bf16* k_tiles = q_tile + Smem::kTile;                 // kBufs buffers
+  bf16* v_tiles = k_tiles + kBufs * kFlashKeys * S;     // kBufs buffers
   __shared__ int block_key_end;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -129,14 +131,18 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
 
   for (int t = 0; t < tiles; ++t) {
-    const int buf = t & 1;
-    if (t + 1 < tiles) {  // prefetch the next tile into the other buffer
-      load_tile_async<D>(k_tiles + (buf ^ 1) * kFlashKeys * S, k, int64_t(t + 1) * kFlashKeys, key_end);
-      load_tile_async<D>(v_tiles + (buf ^ 1) * kFlashKeys * S, v, int64_t(t + 1) * kFlashKeys, key_end);
-      cp_async_commit();
-      cp_async_wait<1>();
+    const int buf = kBufs == 2 ? t & 1 : 0;
+    if constexpr (kBufs == 2) {
+      if (t + 1 < tiles) {  // prefetch the next tile into the other buffer
+        load_tile_async<D>(k_tiles + (buf ^ 1) * kFlashKeys * S, k, int64_t(t + 1) * kFlashKeys, key_end);
+        load_tile_async<D>(v_tiles + (buf ^ 1) * kFlashKeys * S, v, int64_t(t + 1) * kFlashKeys, key_end);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
     } else {
-      cp_async_wait<0>();
+      cp_async_wait<0>();  // the launcher chose one buffer: there is one key tile (tiles <= 1)
     }
     __syncthreads();
     if (t == 0) {
@@ -313,15 +319,21 @@ __global__ void __launch_bounds__(kGenericWarps * 32) generic_attention_kernel(A
     if (lane + 32 * i < d) o[row * o_stride + lane + 32 * i] = from_float<T>(acc[i] * inv);
 }
 
-template <int D>
-void launch_flash(const AttentionArgs& args, const AttentionVisibility& vis, int64_t bh, cudaStream_t stream) {
-  constexpr size_t smem = FlashSmem<D>::kBytes;
+template <int D, int kBufs>
+void launch_flash_bufs(const AttentionArgs& args, const AttentionVisibility& vis, int64_t bh, cudaStream_t stream) {
+  constexpr size_t smem = FlashSmem<D, kBufs>::kBytes;
   // Over 48 KB of dynamic shared memory needs opting in (per device, so on every launch: it is cheap).
-  CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  CUDA_CHECK(cudaFuncSetAttribute(flash_attention_kernel<D, kBufs>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>((args.nq + kFlashRows - 1) / kFlashRows), static_cast<unsigned>(bh));
-  flash_attention_kernel<D><<<grid, kFlashThreads, smem, stream>>>(args, vis);
+  flash_attention_kernel<D, kBufs><<<grid, kFlashThreads, smem, stream>>>(args, vis);
   CUDA_CHECK_LAUNCH();
+}
+
+template <int D>
+void launch_flash(const AttentionArgs& args, const AttentionVisibility& vis, int64_t bh, cudaStream_t stream) {
+  if (args.nk <= kFlashKeys) launch_flash_bufs<D, 1>(args, vis, bh, stream);
+  else launch_flash_bufs<D, 2>(args, vis, bh, stream);
 }
 
 }  // namespace

@@ -34,7 +34,10 @@ __device__ __forceinline__ void residual_pack(const RowResidual& res, const RowN
 }
 
 // kResidual: the first (mean) pass applies `res` first; x is then res.x, and the later passes read the stored sums.
-template <typename T, int N, RowNorm kKind, bool kResidual>
+// kHeld: every thread has at most one pack of the row (cols <= blockDim.x * N); it keeps it, with its weight and
+// bias, in registers from the first pass on, so the row is read from memory once and the two block reductions
+// overlap the weight loads. Otherwise the passes re-read the row (from L1/L2).
+template <typename T, int N, RowNorm kKind, bool kResidual, bool kHeld>
 __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args, RowResidual res) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
@@ -50,14 +53,35 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args, RowResidual 
   constexpr bool kWeight = kKind != RowNorm::L2;  // Layer, Rms: optional; LayerModulate: always (the scale)
   constexpr bool kBias = kKind == RowNorm::Layer || kKind == RowNorm::LayerModulate;
   static_assert(!kResidual || kMean, "the residual is applied in the mean pass");
-  const int64_t step = int64_t(blockDim.x) * N;
+  const int64_t step = kHeld ? args.cols : int64_t(blockDim.x) * N;  // kHeld: one pass of the loops below
+  const int64_t first = int64_t(threadIdx.x) * N;
+
+  // The row's values at c: the held pack, or read again.
+  float held[N], wv_held[N], bv_held[N];
+  auto values = [&](int64_t c, float (&v)[N]) {
+    if constexpr (kHeld) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) v[i] = held[i];
+    } else {
+      load_pack<T, N>(xr + c, v);
+    }
+  };
+  if constexpr (kHeld) {
+    if (first < args.cols) {
+      if constexpr (kResidual) residual_pack<T, N>(res, args, row, first, held);
+      else load_pack<T, N>(xr + first, held);
+      if (kWeight && w) load_pack<T, N>(w + first, wv_held);
+      if (kBias && b) load_pack<T, N>(b + first, bv_held);
+    }
+  }
 
   float mean = 0.0f;
   if constexpr (kMean) {
     float s = 0.0f;
-    for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
+    for (int64_t c = first; c < args.cols; c += step) {
       float v[N];
-      if constexpr (kResidual) residual_pack<T, N>(res, args, row, c, v);
+      if constexpr (kHeld) values(c, v);
+      else if constexpr (kResidual) residual_pack<T, N>(res, args, row, c, v);
       else load_pack<T, N>(xr + c, v);
 #pragma unroll
       for (int i = 0; i < N; ++i) s += v[i];
@@ -65,9 +89,9 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args, RowResidual 
     mean = block_sum(s, scratch) / static_cast<float>(args.cols);
   }
   float sq = 0.0f;
-  for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
+  for (int64_t c = first; c < args.cols; c += step) {
     float v[N];
-    load_pack<T, N>(xr + c, v);
+    values(c, v);
 #pragma unroll
     for (int i = 0; i < N; ++i) sq += (v[i] - mean) * (v[i] - mean);
   }
@@ -80,11 +104,16 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args, RowResidual 
   } else {
     factor = 1.0f / sqrtf(sq / static_cast<float>(args.cols) + args.eps);
   }
-  for (int64_t c = threadIdx.x * N; c < args.cols; c += step) {
+  for (int64_t c = first; c < args.cols; c += step) {
     float v[N], wv[N], bv[N];
-    load_pack<T, N>(xr + c, v);
-    if (kWeight && w) load_pack<T, N>(w + c, wv);
-    if (kBias && b) load_pack<T, N>(b + c, bv);
+    values(c, v);
+    if constexpr (kHeld) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) wv[i] = wv_held[i], bv[i] = bv_held[i];
+    } else {
+      if (kWeight && w) load_pack<T, N>(w + c, wv);
+      if (kBias && b) load_pack<T, N>(b + c, bv);
+    }
 #pragma unroll
     for (int i = 0; i < N; ++i) {
       float o = (v[i] - mean) * factor;
@@ -100,7 +129,6 @@ __global__ void row_norm_kernel(const T* x, T* y, RowNormArgs args, RowResidual 
   }
 }
 
-// kResidual: gated_residual_norm, `res` applied first (x is res.x); otherwise `res` is unused.
 template <RowNorm kKind, bool kResidual = false>
 void launch_row_norm_kind(DType dtype, const void* x, void* y, const RowNormArgs& args, cudaStream_t stream,
                           const RowResidual& res = {}) {
@@ -118,8 +146,11 @@ void launch_row_norm_kind(DType dtype, const void* x, void* y, const RowNormArgs
     const unsigned block = static_cast<unsigned>(threads);
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
-    if (vec) row_norm_kernel<T, V, kKind, kResidual><<<grid, block, 0, stream>>>(px, py, args, res);
-    else row_norm_kernel<T, 1, kKind, kResidual><<<grid, block, 0, stream>>>(px, py, args, res);
+    const bool held = threads * per_thread >= args.cols;  // one pack per thread covers the row
+    if (vec && held) row_norm_kernel<T, V, kKind, kResidual, true><<<grid, block, 0, stream>>>(px, py, args, res);
+    else if (vec) row_norm_kernel<T, V, kKind, kResidual, false><<<grid, block, 0, stream>>>(px, py, args, res);
+    else if (held) row_norm_kernel<T, 1, kKind, kResidual, true><<<grid, block, 0, stream>>>(px, py, args, res);
+    else row_norm_kernel<T, 1, kKind, kResidual, false><<<grid, block, 0, stream>>>(px, py, args, res);
     CUDA_CHECK_LAUNCH();
   });
 }
