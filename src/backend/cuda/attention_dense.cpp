@@ -83,15 +83,17 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   if (out.numel() == 0) return;
   make_current();
 
-  // cuDNN pays ~60 ms to build each new shape's plan and some host time per call: measured on the H100 it
-  // made Infinity's small scales slower (1x1..24x24 tokens: +1.5 ms per scale for 2B) and a small model's
-  // first image slower. By default (SPARVAR_ATTENTION=auto) it runs where its kernels win: at least 2^26
-  // query x key pairs over all batch rows and heads (Infinity-2B from the 32x32 scale on); SPARVAR_ATTENTION=cudnn
-  // sends it everything it takes.
+  // cuDNN pays ~60 ms to build each new shape's plan (once: the scales are replayed as CUDA graphs after) and
+  // some host time per eager call; on tiny problems its kernels are also slower than ours. By default
+  // (SPARVAR_ATTENTION=auto) it runs where its kernels win: more than one key tile (64 keys) and at least 2^22
+  // query x key pairs over all batch rows and heads. Measured on the H100, Infinity-8B CSLA with graphs: sending
+  // every problem to cuDNN made 16x16..24x24 0.8-3 ms per scale faster than our kernel (which the former 2^26
+  // bound kept there) and 2x2..4x4 ~0.3 ms slower; cross-attention to a short text (<= 64 keys) gained nothing.
+  // SPARVAR_ATTENTION=cudnn sends it everything it takes.
   int64_t keys = Nk;
   if (!params.kv_lengths.empty())
     keys = *std::max_element(params.kv_lengths.begin(), params.kv_lengths.end());
-  const bool large = B * H * Nq * keys >= (int64_t{1} << 26);
+  const bool large = keys > 64 && B * H * Nq * keys >= (int64_t{1} << 22);
   if (q.dtype() == DType::BF16 && params.mask.empty()) {
     CudnnRunner& cudnn = cudnn_runner(cudnn_, device_, stream_);
     const bool wanted = cudnn.attention_mode() == CudnnRunner::AttentionMode::Cudnn ||

@@ -88,6 +88,12 @@ GemmRunner::GemmRunner(cudaStream_t stream) : stream_(stream), workspace_(kWorks
   CUBLAS_CHECK(cublasLtCreate(&handle_));
   if (const char* env = std::getenv("SPARVAR_GEMM_AUTOTUNE")) autotune_ = std::string_view(env) != "0";
   if (const char* env = std::getenv("SPARVAR_FUSED_RESIDUAL")) fuse_residuals_ = std::string_view(env) != "0";
+  candidates_ = kCandidates;
+  if (const char* env = std::getenv("SPARVAR_GEMM_CANDIDATES")) {
+    const int n = std::atoi(env);
+    SPARVAR_CHECK(n >= 1 && n <= 64, "SPARVAR_GEMM_CANDIDATES={}: expected a count from 1 to 64", env);
+    candidates_ = n;
+  }
 }
 
 GemmRunner::~GemmRunner() {
@@ -120,13 +126,13 @@ GemmRunner::Plan* GemmRunner::plan_for(const GemmShape& s) {
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &s.alignment, sizeof(s.alignment)));
-  std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(candidates_));
   int returned = 0;
   // SPARVAR_FUSED_RESIDUAL=0: residual products get no algorithm, so their callers compose them (for measuring).
   const bool offered = fuse_residuals_ || !s.accumulate;
   const cublasStatus_t status =
       offered ? cublasLtMatmulAlgoGetHeuristic(handle_, plan->desc, plan->a, plan->b, plan->d, plan->d, pref,
-                                               kCandidates, results.data(), &returned)
+                                               candidates_, results.data(), &returned)
               : CUBLAS_STATUS_NOT_SUPPORTED;
   cublasLtMatmulPreferenceDestroy(pref);
   if (status != CUBLAS_STATUS_NOT_SUPPORTED) CUBLAS_CHECK(status);

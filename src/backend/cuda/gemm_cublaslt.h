@@ -75,6 +75,7 @@ class GemmRunner {
   DeviceBuffer workspace_;
   DeviceBuffer flush_;  // rewritten between tuning runs to evict the L2 (allocated at the first tuning)
   bool autotune_ = true;
+  int candidates_ = 0;  // heuristic results asked for and timed: kCandidates or SPARVAR_GEMM_CANDIDATES
   bool fuse_residuals_ = true;  // SPARVAR_FUSED_RESIDUAL=0: residual products are refused (composed by the caller)
   std::map<decltype(GemmShape{}.key()), std::unique_ptr<Plan>> plans_;
 };
