@@ -63,9 +63,13 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 
 // kBufs K and V tiles: 2 to prefetch the next key tile; 1 where every row sees at most one tile (cross-attention
 // to a short text), which needs a third less shared memory and so fits more blocks per SM.
+// bf16 per shared-memory row: +16 bytes so ldmatrix rows hit distinct banks.
+template <int D>
+constexpr int kFlashStride = D + 8;
+
 template <int D, int kBufs>
 struct FlashSmem {
-  static constexpr int kStride = D + 8;  // bf16 per row: +16 bytes so ldmatrix rows hit distinct banks
+  static constexpr int kStride = kFlashStride<D>;
   static constexpr int kTile = kFlashRows * kStride;
   static constexpr size_t kBytes = sizeof(bf16) * (kTile + 2 * kBufs * kFlashKeys * kStride);  // Q, K[], V[]
 };
@@ -81,7 +85,7 @@ __device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* src, int
     const int r = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const int64_t row = row0 + r;
     const bool inside = row < rows_total;
-    cp_async16(tile + r * (D + 8) + col, src + (inside ? row : 0) * row_stride + col, inside ? 16 : 0);
+    cp_async16(tile + r * kFlashStride<D> + col, src + (inside ? row : 0) * row_stride + col, inside ? 16 : 0);
   }
 }
 
@@ -131,19 +135,19 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
 
   for (int t = 0; t < tiles; ++t) {
+    // One buffer: the launcher chose it because there is one key tile (tiles <= 1), so nothing to prefetch.
     const int buf = kBufs == 2 ? t & 1 : 0;
+    bool prefetched = false;
     if constexpr (kBufs == 2) {
       if (t + 1 < tiles) {  // prefetch the next tile into the other buffer
         load_tile_async<D>(k_tiles + (buf ^ 1) * kFlashKeys * S, k, int64_t(t + 1) * kFlashKeys, key_end);
         load_tile_async<D>(v_tiles + (buf ^ 1) * kFlashKeys * S, v, int64_t(t + 1) * kFlashKeys, key_end);
         cp_async_commit();
         cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
+        prefetched = true;
       }
-    } else {
-      cp_async_wait<0>();  // the launcher chose one buffer: there is one key tile (tiles <= 1)
     }
+    if (!prefetched) cp_async_wait<0>();
     __syncthreads();
     if (t == 0) {
 #pragma unroll
