@@ -128,31 +128,52 @@ struct RowState {
   float sum[2] = {0.f, 0.f};
 };
 
-// Turns scores into probabilities against the updated row max; alpha[r] is the factor the output rows still
-// have to be multiplied by (kept apart so the rescale can wait for a PV wgmma still in flight).
+// This thread's running max of row r over one score fragment.
 template <int BK, class TS>
-__device__ __forceinline__ void softmax_update(TS& s, RowState& st, float alpha[2], float scale_log2) {
+__device__ __forceinline__ float fragment_row_max(TS const& s, int r, float m) {
+  CUTE_UNROLL
+  for (int j = 0; j < BK / 8; ++j) m = fmaxf(m, fmaxf(s(2 * r + 4 * j), s(1 + 2 * r + 4 * j)));
+  return m;
+}
+
+// Replaces row r's scores in one fragment by exp2(score * scale - m_scaled); returns their sum.
+template <int BK, class TS>
+__device__ __forceinline__ float fragment_row_exp(TS& s, int r, float m_scaled, float scale_log2) {
+  float sum = 0.f;
+  CUTE_UNROLL
+  for (int j = 0; j < BK / 8; ++j) {
+    CUTE_UNROLL
+    for (int c = 0; c < 2; ++c) {
+      const float e = exp2_approx(fmaf(s(c + 2 * r + 4 * j), scale_log2, -m_scaled));
+      s(c + 2 * r + 4 * j) = e;
+      sum += e;
+    }
+  }
+  return sum;
+}
+
+// Turns scores into probabilities against the updated row max; alpha[r] is the factor the output rows still
+// have to be multiplied by (kept apart so the rescale can wait for a PV wgmma still in flight). The scores may
+// come as several BK-column fragments (one step over several key blocks): one max and one rescale for all.
+template <int BK, class... TS>
+__device__ __forceinline__ void softmax_update_blocks(RowState& st, float alpha[2], float scale_log2, TS&... s) {
   CUTE_UNROLL
   for (int r = 0; r < 2; ++r) {
     float m = st.max[r];
-    CUTE_UNROLL
-    for (int j = 0; j < BK / 8; ++j) m = fmaxf(m, fmaxf(s(2 * r + 4 * j), s(1 + 2 * r + 4 * j)));
+    ((m = fragment_row_max<BK>(s, r, m)), ...);
     m = quad_max(m);
     const float m_scaled = scaled_max(m, scale_log2);
     alpha[r] = exp2_approx(st.max[r] * scale_log2 - m_scaled);  // 0 when the old max was -inf
     st.max[r] = m;
     float sum = 0.f;
-    CUTE_UNROLL
-    for (int j = 0; j < BK / 8; ++j) {
-      CUTE_UNROLL
-      for (int c = 0; c < 2; ++c) {
-        const float e = exp2_approx(fmaf(s(c + 2 * r + 4 * j), scale_log2, -m_scaled));
-        s(c + 2 * r + 4 * j) = e;
-        sum += e;
-      }
-    }
+    ((sum += fragment_row_exp<BK>(s, r, m_scaled, scale_log2)), ...);
     st.sum[r] = st.sum[r] * alpha[r] + sum;
   }
+}
+
+template <int BK, class TS>
+__device__ __forceinline__ void softmax_update(TS& s, RowState& st, float alpha[2], float scale_log2) {
+  softmax_update_blocks<BK>(st, alpha, scale_log2, s);
 }
 
 // Skipped when no row of the warp changed its max (alpha == 1 exactly: multiplying would change nothing). Late in a

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 namespace sparvar {
@@ -16,6 +18,21 @@ void check_cuda(cudaError_t status, const char* what) {
 }
 
 bool is_block_size(int b) { return b == 64 || b == 128; }
+
+// What AUTO runs without block_mass: SPARVAR_BSA_KERNEL=pipelined|wide, read once (unset: wide). Wide is 2-9%
+// faster on Infinity's CSLA masks and 3-8% on dense rows (H100, bench/attention_results.md, session 6); at 5%
+// random density the two are within a few percent either way.
+int auto_kernel() {
+  static const int kernel = [] {
+    const char* env = std::getenv("SPARVAR_BSA_KERNEL");
+    if (!env || !*env) return int{BSA_KERNEL_WIDE};
+    const std::string_view v(env);
+    if (v == "pipelined") return int{BSA_KERNEL_PIPELINED};
+    if (v == "wide") return int{BSA_KERNEL_WIDE};
+    fail("SPARVAR_BSA_KERNEL={}: expected pipelined or wide", env);
+  }();
+  return kernel;
+}
 
 void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(a.q && a.k && a.v && a.out, "block_sparse_attention: q, k, v and out must be device pointers");
@@ -36,8 +53,8 @@ void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(!a.block_mass || a.nnz > 0, "block_sparse_attention: block_mass needs nnz (entries of col_blocks)");
   SPARVAR_CHECK(std::isfinite(a.softmax_scale) && a.softmax_scale > 0.f,
                 "block_sparse_attention: softmax_scale {} must be finite and positive", a.softmax_scale);
-  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_PAIRED,
-                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired)", a.kernel);
+  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_WIDE,
+                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired, 4 wide)", a.kernel);
   SPARVAR_CHECK(!a.block_mass || a.kernel != BSA_KERNEL_PAIRED,
                 "block_sparse_attention: the paired kernel does not support block_mass (use 0 auto, 1 simple or "
                 "2 pipelined)");
@@ -85,14 +102,17 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
   }
   const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
   const bool pipelined_ok = attention_cuda::pipelined_supports(shape);
-  if (args.kernel == BSA_KERNEL_PIPELINED || args.kernel == BSA_KERNEL_PAIRED) {
+  if (args.kernel == BSA_KERNEL_PIPELINED || args.kernel == BSA_KERNEL_PAIRED || args.kernel == BSA_KERNEL_WIDE) {
     SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
                   "q_block {}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : "pipelined", args.head_dim,
                   args.k_block, args.q_block);
   }
-  if (args.kernel == BSA_KERNEL_PAIRED) {
+  const int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel() : args.kernel;
+  if (kernel == BSA_KERNEL_PAIRED) {
     check_cuda(attention_cuda::launch_paired(shape, p, stream), "paired kernel launch");
-  } else if (args.kernel != BSA_KERNEL_SIMPLE && pipelined_ok) {
+  } else if (kernel == BSA_KERNEL_WIDE && !p.block_mass && pipelined_ok) {
+    check_cuda(attention_cuda::launch_wide(shape, p, stream), "wide kernel launch");
+  } else if (kernel != BSA_KERNEL_SIMPLE && pipelined_ok) {
     check_cuda(attention_cuda::launch_pipelined(shape, p, stream), "pipelined kernel launch");
   } else {
     check_cuda(attention_cuda::launch_simple(shape, p, stream), "simple kernel launch");

@@ -28,8 +28,17 @@ extern "C" {
 // PAIRED (v3): like PIPELINED, but the two consumer warpgroups of a CTA take adjacent 64-row query blocks of
 // one head and share ONE K/V stream (the union of their lists); every head dim / block size, no block_mass
 // (rejected).
-// AUTO: PIPELINED, with or without block_mass.
-enum BlockSparseKernel { BSA_KERNEL_AUTO = 0, BSA_KERNEL_SIMPLE = 1, BSA_KERNEL_PIPELINED = 2, BSA_KERNEL_PAIRED = 3 };
+// WIDE (v4): PIPELINED's CTA with 128 keys (two listed 64-token blocks) per consumer step; every head dim / block
+// size, in place too; a call with block_mass runs PIPELINED.
+// AUTO: WIDE without block_mass, PIPELINED with it. SPARVAR_BSA_KERNEL=pipelined|wide (read once per process)
+// sets what AUTO runs without block_mass, for A/B runs of the whole engine.
+enum BlockSparseKernel {
+  BSA_KERNEL_AUTO = 0,
+  BSA_KERNEL_SIMPLE = 1,
+  BSA_KERNEL_PIPELINED = 2,
+  BSA_KERNEL_PAIRED = 3,
+  BSA_KERNEL_WIDE = 4
+};
 
 struct BlockSparseAttentionArgs {
   const void* q;

@@ -108,21 +108,51 @@ __device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile)
   return t;
 }
 
+// A consumer thread's wgmma operand views of its lane's Q, K ring (QK^T: A and B) and V ring (PV: B).
+template <int D>
+__device__ __forceinline__ auto consumer_operands(typename PipelinedKernel<D>::LaneSmem& sm, int tid) {
+  using Cfg = typename PipelinedKernel<D>::Cfg;
+  Tensor sQ = make_tensor(make_smem_ptr(sm.q), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
+  Tensor sVt = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutVt{});
+  auto thr_qk = typename Cfg::MmaQK{}.get_thread_slice(tid);
+  auto thr_pv = typename Cfg::MmaPV{}.get_thread_slice(tid);
+  return cute::make_tuple(thr_qk.partition_fragment_A(sQ), thr_qk.partition_fragment_B(sK),
+                          thr_pv.partition_fragment_B(sVt));
+}
+
+// The producer's TMA views of one work tile: its Q tile, every K / V block of its (batch, head) (indexed by block
+// id, last mode) and the lane's Q buffer and K / V rings (indexed by stage).
+template <int D>
+__device__ __forceinline__ auto producer_views(const typename PipelinedKernel<D>::Params& prm,
+                                               typename PipelinedKernel<D>::LaneSmem& sm, const TileCoord& t) {
+  using K = PipelinedKernel<D>;
+  using Cfg = typename K::Cfg;
+  const KernelParams& p = prm.p;
+  const int bh_count = prm.num_tiles / (p.nq / kTileM);
+  Tensor mQ = prm.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, bh_count));
+  Tensor mK = prm.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, bh_count));
+  Tensor mV = prm.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, bh_count));
+  Tensor sQ = make_tensor(make_smem_ptr(sm.q), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
+  Tensor sV = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutV{});
+  Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(t.qtile, 0));
+  Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));  // (BK, D, blocks)
+  Tensor gV = local_tile(mV(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
+  auto [tQg, tQs] = tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+  auto [tKg, tKs] = tma_partition(prm.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+  auto [tVg, tVs] = tma_partition(prm.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+  return cute::make_tuple(tQg, tQs, tKg, tKs, tVg, tVs);
+}
+
 template <int D, bool kMass>
 __device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& prm,
                                    typename PipelinedKernel<D>::LaneSmem& sm,
                                    typename PipelinedKernel<D>::Barriers& bar, int lane_slot, int num_slots) {
   using K = PipelinedKernel<D>;
-  using Cfg = typename K::Cfg;
   using Barrier = cutlass::arch::ClusterBarrier;
   using TxBarrier = cutlass::arch::ClusterTransactionBarrier;
   const KernelParams& p = prm.p;
-  Tensor mQ = prm.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.nq == 0 ? 0 : prm.num_tiles / (p.nq / kTileM)));
-  Tensor mK = prm.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, prm.num_tiles / (p.nq / kTileM)));
-  Tensor mV = prm.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, prm.num_tiles / (p.nq / kTileM)));
-  Tensor sQ = make_tensor(make_smem_ptr(sm.q), typename Cfg::SmemLayoutQ{});
-  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
-  Tensor sV = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutV{});
 
   // K and V ring positions: one and the same without block mass, apart with it (the mass pass loads K only).
   RingState<K::kStages> kring, vring_own;
@@ -131,12 +161,7 @@ __device__ void pipelined_producer(const typename PipelinedKernel<D>::Params& pr
   for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
     const TileCoord t = tile_coord(p, tile);
     if (t.count == 0) continue;
-    Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(t.qtile, 0));
-    Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));  // (BK, D, blocks)
-    Tensor gV = local_tile(mV(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
-    auto [tQg, tQs] = tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
-    auto [tKg, tKs] = tma_partition(prm.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
-    auto [tVg, tVs] = tma_partition(prm.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+    auto [tQg, tQs, tKg, tKs, tVg, tVs] = producer_views<D>(prm, sm, t);
     const int* cols = p.col_blocks + t.row_start;
     for (int i = 0; i < t.count; ++i) {
       const int kb = sub_block(p, cols, i);
@@ -213,16 +238,9 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
   const KernelParams& p = prm.p;
   const int tid = threadIdx.x % 128, lane = tid % 32;
 
-  Tensor sQ = make_tensor(make_smem_ptr(sm.q), typename Cfg::SmemLayoutQ{});
-  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
-  Tensor sVt = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutVt{});
   typename Cfg::MmaQK mma_qk;
   typename Cfg::MmaPV mma_pv;
-  auto thr_qk = mma_qk.get_thread_slice(tid);
-  auto thr_pv = mma_pv.get_thread_slice(tid);
-  Tensor tSrQ = thr_qk.partition_fragment_A(sQ);
-  Tensor tSrK = thr_qk.partition_fragment_B(sK);
-  Tensor tOrV = thr_pv.partition_fragment_B(sVt);
+  auto [tSrQ, tSrK, tOrV] = consumer_operands<D>(sm, tid);
   Tensor tSrS = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
   Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<kTileM>, Int<D>>{});
 
@@ -292,16 +310,16 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
   }
 }
 
-template <int D, bool kMass>
-__global__ void __launch_bounds__(384, 1)
-    pipelined_block_sparse_kernel(const __grid_constant__ typename PipelinedKernel<D>::Params prm) {
-  using K = PipelinedKernel<D>;
-  extern __shared__ char smem_raw[];
+// Aligns the dynamic shared memory and initialises every lane's mbarriers (one producer arrival + TMA bytes for
+// "full", the consumer warpgroup's 128 threads for "empty"). Called by all threads: ends with __syncthreads.
+template <int D>
+__device__ __forceinline__ typename PipelinedKernel<D>::Smem& lane_smem(char* smem_raw) {
   char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
-  auto& smem = *reinterpret_cast<typename K::Smem*>(base);
-  const int warp = threadIdx.x / 32;
-  const int warpgroup = threadIdx.x / 128;
-
+  return *reinterpret_cast<typename PipelinedKernel<D>::Smem*>(base);
+}
+template <int D>
+__device__ __forceinline__ void init_lane_barriers(typename PipelinedKernel<D>::Smem& smem) {
+  using K = PipelinedKernel<D>;
   if (threadIdx.x == 0) {
     for (int c = 0; c < K::kLanes; ++c) {
       auto& b = smem.bar[c];
@@ -317,18 +335,39 @@ __global__ void __launch_bounds__(384, 1)
     cutlass::arch::fence_barrier_init();
   }
   __syncthreads();
+}
+
+// The body of a kernel on this CTA layout: barriers set up, then warpgroup 0 gives up registers and its warp c
+// (one elected thread) runs lane c's producer, warpgroup 1 + c takes registers and runs lane c's consumer.
+// produce / consume: (LaneSmem&, Barriers&, lane_slot, num_slots).
+template <int D, class Produce, class Consume>
+__device__ __forceinline__ void run_lanes(char* smem_raw, Produce produce, Consume consume) {
+  using K = PipelinedKernel<D>;
+  auto& smem = lane_smem<D>(smem_raw);
+  const int warp = threadIdx.x / 32;
+  const int warpgroup = threadIdx.x / 128;
+
+  init_lane_barriers<D>(smem);
 
   const int num_slots = gridDim.x * K::kLanes;
   if (warpgroup == 0) {
     cutlass::arch::warpgroup_reg_dealloc<40>();
-    if (warp < K::kLanes && cute::elect_one_sync()) {
-      pipelined_producer<D, kMass>(prm, smem.lane[warp], smem.bar[warp], blockIdx.x * K::kLanes + warp, num_slots);
-    }
+    if (warp < K::kLanes && cute::elect_one_sync())
+      produce(smem.lane[warp], smem.bar[warp], blockIdx.x * K::kLanes + warp, num_slots);
   } else {
     cutlass::arch::warpgroup_reg_alloc<232>();
     const int c = warpgroup - 1;
-    pipelined_consumer<D, kMass>(prm, smem.lane[c], smem.bar[c], blockIdx.x * K::kLanes + c, num_slots);
+    consume(smem.lane[c], smem.bar[c], blockIdx.x * K::kLanes + c, num_slots);
   }
+}
+
+template <int D, bool kMass>
+__global__ void __launch_bounds__(384, 1)
+    pipelined_block_sparse_kernel(const __grid_constant__ typename PipelinedKernel<D>::Params prm) {
+  extern __shared__ char smem_raw[];
+  run_lanes<D>(
+      smem_raw, [&](auto& sm, auto& bar, int slot, int slots) { pipelined_producer<D, kMass>(prm, sm, bar, slot, slots); },
+      [&](auto& sm, auto& bar, int slot, int slots) { pipelined_consumer<D, kMass>(prm, sm, bar, slot, slots); });
 }
 
 }  // namespace sparvar::attention_cuda

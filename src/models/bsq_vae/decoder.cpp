@@ -49,7 +49,7 @@ Tensor BsqVaeDecoder::to_backend(const Tensor& codes) {
   return converted;
 }
 
-Tensor BsqVaeDecoder::decode(const Tensor& codes) {
+Tensor BsqVaeDecoder::decode_queued(const Tensor& codes) {
   SPARVAR_CHECK(codes.defined() && dtype_is_float(codes.dtype()), "BSQ-VAE decode: codes must be a float tensor");
   SPARVAR_CHECK(codes.ndim() == 4 && codes.dim(1) == cfg_.codebook_dim && codes.dim(2) > 0 && codes.dim(3) > 0,
                 "BSQ-VAE decode: codes {} must be [B, {}, h, w] (summed codes on the latent grid){}",
@@ -58,7 +58,13 @@ Tensor BsqVaeDecoder::decode(const Tensor& codes) {
                     ? "; these look 2x2-patchified: unpatchify_codes() first"
                     : "");
   const Tensor on_backend = to_backend(codes);
-  Tensor img = be_->download(layout_ == VaeLayout::Nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend));
+  return layout_ == VaeLayout::Nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend);
+}
+
+Tensor BsqVaeDecoder::decode(const Tensor& codes) { return image_to_host(decode_queued(codes)); }
+
+Tensor BsqVaeDecoder::image_to_host(const Tensor& image) const {
+  Tensor img = be_->download(image);
   // The clamp is cheap on the host copy we need anyway for the PNG.
   float* p = img.data_as<float>();
   std::transform(p, p + img.numel(), p, [](float v) { return std::clamp(v, -1.0f, 1.0f); });

@@ -34,7 +34,14 @@ class BsqVaeDecoder {
   VaeLayout layout() const { return layout_; }
 
   // codes [B, d, h, w] (host, or already on the backend) -> host F32 image [B, 3, h * patch, w * patch] in [-1, 1].
+  // The same as image_to_host(decode_queued(codes)).
   Tensor decode(const Tensor& codes);
+  // The decode's work queued on the backend, nothing waited for: the image [B, 3, H, W] on the backend, not yet
+  // clamped. Queued behind the transformer's last scale, its host side (the launches of ~300 ops) runs while the
+  // device is still busy with the scales instead of after them.
+  Tensor decode_queued(const Tensor& codes);
+  // decode_queued's image -> host F32, clamped to [-1, 1] (waits for the device).
+  Tensor image_to_host(const Tensor& image) const;
 
  private:
   BsqVaeDecoder(VaeConfig cfg, DecoderWeights w, Backend& backend, DType dtype, VaeLayout layout);

@@ -214,7 +214,9 @@ GenerateResult InfinityModel::generate(const TextInput& text, const GenerateOpti
   }
   const ScaleGrid last = latent_grid(sched.grids().back(), c.spatial_patchify);
   const int64_t d = c.vae_codebook_dim;
-  result.summed_codes = be.download(plan.codes.take("summed", {B, d, last.h, last.w})).view({B, d, 1, last.h, last.w});
+  const Tensor summed = plan.codes.take("summed", {B, d, last.h, last.w});
+  if (o.on_codes_queued) o.on_codes_queued(summed.view({B, d, 1, last.h, last.w}));
+  result.summed_codes = be.download(summed).view({B, d, 1, last.h, last.w});
   if (!o.sync_each_scale) {
     be.synchronize();
     for (int si = 0; si < K_run; ++si) {

@@ -63,6 +63,11 @@ struct GenerateOptions {
   // order: the bits equal the eager run's.
   bool use_graphs = true;
   std::function<void(const ScaleReport&)> on_scale;
+  // Called once, when the last scale's work is queued and before the call waits for the device, with the summed
+  // codes [batch, codebook_dim, 1, H, W] still on the backend (a view of this plan's buffer: valid until the next
+  // generate call). Work queued here on the same backend (the VAE decode: BsqVaeDecoder::decode_queued) runs
+  // right behind the scales, and its host side overlaps their device time. summed_codes is still returned.
+  std::function<void(const Tensor& summed_codes)> on_codes_queued;
 };
 
 struct GenerateResult {

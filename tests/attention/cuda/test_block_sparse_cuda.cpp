@@ -176,6 +176,7 @@ Reference reference(const Case& c, const std::vector<uint16_t>& q, const std::ve
 
 void run_case(Case c, int kernel, std::mt19937& rng) {
   if (kernel == BSA_KERNEL_PAIRED) c.with_mass = false;  // the paired kernel rejects block_mass (error_cases)
+  if (kernel == BSA_KERNEL_WIDE) c.with_mass = false;    // block_mass would run the pipelined kernel instead
   const int D = c.head_dim, bh = c.batch * c.heads;
   const int qblocks = c.nq / c.q_block, kblocks = c.nk / c.k_block;
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -403,12 +404,13 @@ int main() {
                       {"quick D128 q64 k64 in place mass", 1, 2, 128, 192, 256, 64, 64, true, true, true, false, true}};
   std::mt19937 rng(20261124);
   for (const Case& c : cases)
-    for (int kernel : {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED}) run_case(c, kernel, rng);
+    for (int kernel : {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE})
+      run_case(c, kernel, rng);
   // Persistent CTAs that wrap over many tiles (and rings over many tiles), on a tiny grid.
   setenv("SPARVAR_ATTN_MAX_CTAS", "1", 1);
   std::printf("  (grid capped at 1 CTA)\n");
   for (const Case& c : cases)
-    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED}) run_case(c, kernel, rng);
+    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE}) run_case(c, kernel, rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
   return sparvar::test::finish("test_block_sparse_cuda");
 }

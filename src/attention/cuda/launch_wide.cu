@@ -1,0 +1,13 @@
+// Instantiations and launch of the phase-4 (wide: 128 keys per consumer step) kernel. No block mass: the caller
+// sends block-mass calls to the pipelined kernel.
+#include "kernel_wide.cuh"
+#include "pipelined_launch.cuh"
+
+namespace sparvar::attention_cuda {
+
+cudaError_t launch_wide(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream) {
+  if (shape.head_dim == 128) return launch_on_lanes<128>(wide_block_sparse_kernel<128>, shape, p, stream);
+  return launch_on_lanes<64>(wide_block_sparse_kernel<64>, shape, p, stream);
+}
+
+}  // namespace sparvar::attention_cuda
