@@ -16,7 +16,9 @@
 // conv2d, conv2d_nhwc and attention run twice: on the default paths (cuDNN for BF16 attention and every conv; see
 // src/backend/cuda/cudnn_runner.h) and, marked [ours], on a second backend with SPARVAR_CONV=im2col and
 // SPARVAR_ATTENTION=ours (im2col + cuBLASLt, our attention kernels). conv2d_nhwc runs twice more, marked
-// [fuse=bias] and [fuse=none], with less of its epilogue inside the cuDNN graph (SPARVAR_CONV_NHWC_FUSE).
+// [fuse=bias] and [fuse=none], with less of its epilogue inside the cuDNN graph (SPARVAR_CONV_NHWC_FUSE). The
+// attention cases with at most 64 visible keys run once more, marked [flash], with SPARVAR_SHORT_ATTENTION=0 (the
+// flash kernel where [ours] ran the short-key kernel).
 //
 //   test_backend_ops [--small] [--filter SUBSTRING]
 // --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
@@ -111,6 +113,11 @@ void run_case(Backend& cpu, Backend& gpu, const Case& c, Tally& tally) {
   std::fflush(stdout);
 }
 
+// Whether --filter keeps the case.
+bool selected(const Options& o, const Case& c) {
+  return o.filter.empty() || (c.op + " " + c.desc).find(o.filter) != std::string::npos;
+}
+
 std::string shape_list(std::initializer_list<Shape> shapes) {
   std::string s;
   for (const Shape& sh : shapes) {
@@ -122,6 +129,81 @@ std::string shape_list(std::initializer_list<Shape> shapes) {
 
 const char* act_name(Activation a) {
   return a == Activation::GeluTanh ? "gelu" : a == Activation::Silu ? "silu" : "none";
+}
+
+// A dense attention case: q and out head-major [B, H, N, D] or token-major [B, N, H, D] (q_tm, out_tm). With
+// nan_tail, the K/V rows past each batch item's kv length are NaN: they must never be read (a KV cache's unwritten
+// tail, padded text).
+struct AttSpec {
+  int64_t b, h, nq, nk, d;
+  std::vector<int32_t> kv;
+  bool q_tm = false, out_tm = false, nan_tail = false;
+  const char* what = "";
+};
+
+Case attention_case(const AttSpec& a) {
+  AttentionParams params;
+  params.softmax_scale = 1.0f / std::sqrt(float(a.d));
+  params.kv_lengths = a.kv;
+  params.q_tokens_major = a.q_tm;
+  params.out_tokens_major = a.out_tm;
+  std::string lens;
+  for (int32_t l : a.kv) {  // (not "" + to_string: GCC 12's -Wrestrict misfires on it once inlined here)
+    if (!lens.empty()) lens += ',';
+    lens += std::to_string(l);
+  }
+  const std::string desc = fmt::format("B={} H={} Nq={} Nk={} D={}{}{}{}{}{}", a.b, a.h, a.nq, a.nk, a.d,
+                                       *a.what ? fmt::format(" {}", a.what) : "",
+                                       a.kv.empty() ? "" : fmt::format(" kv=[{}]", lens),
+                                       a.q_tm ? " q tokens-major" : "", a.out_tm ? " out tokens-major" : "",
+                                       a.nan_tail ? " NaN tail" : "");
+  const Shape q = a.q_tm ? Shape{a.b, a.nq, a.h, a.d} : Shape{a.b, a.h, a.nq, a.d};
+  const Shape out = a.out_tm ? Shape{a.b, a.nq, a.h, a.d} : Shape{a.b, a.h, a.nq, a.d};
+  const bool nan_tail = a.nan_tail;
+  Case c{"attention", desc, {{q}, {{a.b, a.h, a.nk, a.d}}, {{a.b, a.h, a.nk, a.d}}}, out,
+         [params, nan_tail](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+           if (nan_tail) {
+             // Keys [len_b, Nk) of batch item b of K and V become NaN.
+             for (Tensor* kv : {&in[1], &in[2]}) {
+               for (size_t b = 0; b < params.kv_lengths.size(); ++b) {
+                 const int64_t len = params.kv_lengths[b], cap = kv->dim(2);
+                 if (len >= cap) continue;
+                 Tensor item = kv->slice0(static_cast<int64_t>(b), static_cast<int64_t>(b) + 1);
+                 be.copy_slice(poisoned(be, {1, kv->dim(1), cap - len, kv->dim(3)}, kv->dtype()), item, 2, len);
+               }
+             }
+           }
+           be.attention(in[0], in[1], in[2], params, y);
+         }};
+  c.tol_f32 = kTolF32Gemm;
+  return c;
+}
+
+// Attention whose visible keys all fit one 64-key tile (cross-attention to a short text): in the [ours] pass
+// the short-key kernel (attention_short.cu), in the [flash] pass the flash kernel (SPARVAR_SHORT_ATTENTION=0).
+// Its edges: row counts off the 16-row slabs and the 64-row tiles (1, 37, 63, 777, ...), enough rows per block
+// for a warp to walk several slabs (the Q prefetch and buffer reuse), 1..64 keys, per-item kv lengths with NaN
+// past them (also with Nk > 64 but every length <= 64), both layouts of q and out, 28 heads, batch 2 and 3.
+std::vector<Case> short_key_attention_cases(const Options& o) {
+  const int64_t tokens = o.small ? 256 : 4096;
+  std::vector<Case> cases;
+  for (const AttSpec& a : std::vector<AttSpec>{
+           {2, 28, tokens, 32, 128, {32, 20}, true, true, true, "short"},  // Infinity-8B's last scale
+           {2, 28, 3000, 48, 128, {48, 29}, true, true, true, "short"},    // ~6 slabs per warp
+           {2, 16, 1000, 64, 128, {64, 64}, true, true, false, "short"},
+           {2, 28, 1, 32, 128, {32, 20}, true, true, true, "short Nq=1"},
+           {3, 28, 37, 63, 128, {63, 1, 40}, true, false, true, "short"},
+           {3, 5, 1000, 64, 128, {64, 33, 1}, false, true, true, "short"},
+           {2, 28, 1000, 77, 128, {64, 17}, false, false, true, "short"},
+           {2, 8, 200, 1, 128, {}, false, false, false, "short 1 key"},
+           {1, 2, 16, 48, 128, {}, true, true, false, "short one slab"},
+           {2, 6, 777, 1, 64, {}, true, true, false, "short 1 key"},
+           {2, 16, 129, 64, 64, {}, false, false, false, "short"},
+           {3, 4, 63, 77, 64, {50, 64, 2}, true, true, true, "short"},
+           {2, 28, 1000, 63, 64, {63, 32}, false, true, true, "short"},
+       })
+    cases.push_back(attention_case(a));
+  return cases;
 }
 
 std::vector<Case> make_cases(const Options& o) {
@@ -312,76 +394,33 @@ std::vector<Case> make_cases(const Options& o) {
   }
 
   // ---- attention with token-major q and/or out ([B, N, H, D]: the layout of the linear layers around it)
-  struct TokensMajorAtt { int64_t b, h, nq, nk, d; std::vector<int32_t> kv; bool q_tm, out_tm; };
-  const std::vector<TokensMajorAtt> tm_atts = {
-      {2, 16, tokens, 77, 128, {77, 23}, true, true},  // Infinity's cross-attention
-      {2, 8, 300, 77, 64, {60, 77}, true, true},
-      {2, 4, 100, 130, 128, {}, false, true},           // self-attention: q from the KV-cache writer
-      {2, 16, 256, 512, 128, {400, 400}, false, true},
-      {1, 2, 50, 60, 80, {}, true, false},              // head dim off the tensor-core path
-      {2, 3, 70, 130, 128, {}, true, false},
-  };
-  for (const TokensMajorAtt& a : tm_atts) {
-    AttentionParams params;
-    params.softmax_scale = 1.0f / std::sqrt(float(a.d));
-    params.kv_lengths = a.kv;
-    params.q_tokens_major = a.q_tm;
-    params.out_tokens_major = a.out_tm;
-    const std::string desc = fmt::format("B={} H={} Nq={} Nk={} D={}{}{}{}", a.b, a.h, a.nq, a.nk, a.d,
-                                         a.kv.empty() ? "" : " kv_lengths", a.q_tm ? " q tokens-major" : "",
-                                         a.out_tm ? " out tokens-major" : "");
-    const Shape q = a.q_tm ? Shape{a.b, a.nq, a.h, a.d} : Shape{a.b, a.h, a.nq, a.d};
-    const Shape out = a.out_tm ? Shape{a.b, a.nq, a.h, a.d} : Shape{a.b, a.h, a.nq, a.d};
-    Case c{"attention", desc, {{q}, {{a.b, a.h, a.nk, a.d}}, {{a.b, a.h, a.nk, a.d}}}, out,
-           [params](Backend& be, std::vector<Tensor>& in, Tensor& y) { be.attention(in[0], in[1], in[2], params, y); }};
-    c.tol_f32 = kTolF32Gemm;
-    cases.push_back(c);
-  }
+  for (const AttSpec& a : std::vector<AttSpec>{
+           {2, 16, tokens, 77, 128, {77, 23}, true, true},  // Infinity's cross-attention
+           {2, 8, 300, 77, 64, {60, 77}, true, true},
+           {2, 4, 100, 130, 128, {}, false, true},           // self-attention: q from the KV-cache writer
+           {2, 16, 256, 512, 128, {400, 400}, false, true},
+           {1, 2, 50, 60, 80, {}, true, false},              // head dim off the tensor-core path
+           {2, 3, 70, 130, 128, {}, true, false},
+       })
+    cases.push_back(attention_case(a));
 
   // ---- attention over a KV cache or padded text: keys past a row's kv length are NaN (they must never be read).
   // BF16 runs cuDNN's SDPA: equal lengths read the cache in place (K/V described with the capacity's strides),
   // unequal lengths go through the padding mask. F32 runs our kernels.
-  struct PoisonedAtt { int64_t b, h, nq, capacity, d; std::vector<int32_t> kv; const char* what; };
   const int64_t cache_q = o.small ? 128 : 1024, cache_cap = o.small ? 1200 : 10521, cache_len = o.small ? 900 : 6425;
-  std::vector<PoisonedAtt> poisoned_atts = {
-      {2, 16, cache_q, cache_cap, 128, {int32_t(cache_len), int32_t(cache_len)}, "kv-cache"},
-      {1, 4, 100, 300, 64, {257}, "kv-cache"},
-      {2, 16, 1, 512, 128, {300, 300}, "kv-cache Nq=1"},
-      {2, 16, tokens, 512, 128, {512, 137}, "cross"},
-      {2, 8, 300, 77, 64, {60, 77}, "cross"},
-      {2, 16, 256, 77, 128, {40, 40}, "cross equal"},
-      {2, 16, 1, 77, 128, {77, 23}, "cross Nq=1"},
-      {3, 2, 45, 96, 128, {1, 96, 50}, "cross"},
-  };
-  for (const PoisonedAtt& a : poisoned_atts) {
-    AttentionParams params;
-    params.softmax_scale = 1.0f / std::sqrt(float(a.d));
-    params.kv_lengths = a.kv;
-    std::string lens;
-    for (int32_t l : a.kv) {  // (not "" + to_string: GCC 12's -Wrestrict misfires on it once inlined here)
-      if (!lens.empty()) lens += ',';
-      lens += std::to_string(l);
-    }
-    const std::string desc =
-        fmt::format("B={} H={} Nq={} Nk={} D={} {} kv=[{}] NaN tail", a.b, a.h, a.nq, a.capacity, a.d, a.what, lens);
-    Case c{"attention", desc,
-           {{{a.b, a.h, a.nq, a.d}}, {{a.b, a.h, a.capacity, a.d}}, {{a.b, a.h, a.capacity, a.d}}},
-           {a.b, a.h, a.nq, a.d},
-           [params](Backend& be, std::vector<Tensor>& in, Tensor& y) {
-             // Keys [len_b, capacity) of batch item b of K and V become NaN.
-             for (Tensor* kv : {&in[1], &in[2]}) {
-               for (size_t b = 0; b < params.kv_lengths.size(); ++b) {
-                 const int64_t len = params.kv_lengths[b], cap = kv->dim(2);
-                 if (len >= cap) continue;
-                 Tensor item = kv->slice0(static_cast<int64_t>(b), static_cast<int64_t>(b) + 1);
-                 be.copy_slice(poisoned(be, {1, kv->dim(1), cap - len, kv->dim(3)}, kv->dtype()), item, 2, len);
-               }
-             }
-             be.attention(in[0], in[1], in[2], params, y);
-           }};
-    c.tol_f32 = kTolF32Gemm;
-    cases.push_back(c);
-  }
+  for (const AttSpec& a : std::vector<AttSpec>{
+           {2, 16, cache_q, cache_cap, 128, {int32_t(cache_len), int32_t(cache_len)}, false, false, true, "kv-cache"},
+           {1, 4, 100, 300, 64, {257}, false, false, true, "kv-cache"},
+           {2, 16, 1, 512, 128, {300, 300}, false, false, true, "kv-cache Nq=1"},
+           {2, 16, tokens, 512, 128, {512, 137}, false, false, true, "cross"},
+           {2, 8, 300, 77, 64, {60, 77}, false, false, true, "cross"},
+           {2, 16, 256, 77, 128, {40, 40}, false, false, true, "cross equal"},
+           {2, 16, 1, 77, 128, {77, 23}, false, false, true, "cross Nq=1"},
+           {3, 2, 45, 96, 128, {1, 96, 50}, false, false, true, "cross"},
+       })
+    cases.push_back(attention_case(a));
+
+  for (Case& c : short_key_attention_cases(o)) cases.push_back(std::move(c));
 
   // ---- conv2d
   struct Conv { Shape x; int64_t cout, k; int stride, pad; bool bias; };
@@ -653,21 +692,31 @@ int main(int argc, char** argv) {
     std::printf("reference: %s\nunder test: %s\n", cpu->name().c_str(), gpu->name().c_str());
     Tally tally;
     for (const Case& c : make_cases(options)) {
-      if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
-      run_case(*cpu, *gpu, c, tally);
+      if (selected(options, c)) run_case(*cpu, *gpu, c, tally);
     }
     // conv2d and attention once more on our own kernels (im2col + cuBLASLt, attention_dense.cu), which cuDNN
     // replaces by default: a second backend, whose cuDNN runner (made at its first call) reads these settings.
     setenv("SPARVAR_CONV", "im2col", 1);
     setenv("SPARVAR_ATTENTION", "ours", 1);
+    setenv("SPARVAR_SHORT_ATTENTION", "1", 1);
     auto gpu_ours = make_cuda_backend(0);
     for (Case c : make_cases(options)) {
       if (c.op != "conv2d" && c.op != "conv2d_nhwc" && c.op != "attention") continue;
       c.desc += " [ours]";
-      if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
-      run_case(*cpu, *gpu_ours, c, tally);
+      if (selected(options, c)) run_case(*cpu, *gpu_ours, c, tally);
     }
     gpu_ours.reset();
+    // The short-key attention cases once more on the flash kernel, which the short-key kernel replaces for them
+    // (BF16 only: F32 runs the generic kernel either way).
+    setenv("SPARVAR_SHORT_ATTENTION", "0", 1);
+    auto gpu_flash = make_cuda_backend(0);
+    for (Case c : short_key_attention_cases(options)) {
+      c.desc += " [flash]";
+      c.f32 = false;
+      if (selected(options, c)) run_case(*cpu, *gpu_flash, c, tally);
+    }
+    gpu_flash.reset();
+    setenv("SPARVAR_SHORT_ATTENTION", "1", 1);
     // conv2d_nhwc with less fused into cuDNN's graph: the rest goes through our epilogue pass.
     setenv("SPARVAR_CONV", "cudnn", 1);
     for (const char* fuse : {"bias", "none"}) {
@@ -676,8 +725,7 @@ int main(int argc, char** argv) {
       for (Case c : make_cases(options)) {
         if (c.op != "conv2d_nhwc" || c.inputs.size() < 3) continue;  // only cases with a bias or a residual
         c.desc += fmt::format(" [fuse={}]", fuse);
-        if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
-        run_case(*cpu, *gpu_fuse, c, tally);
+        if (selected(options, c)) run_case(*cpu, *gpu_fuse, c, tally);
       }
     }
     run_fused_cases(*cpu, *gpu, options, tally);

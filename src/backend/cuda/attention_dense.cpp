@@ -1,6 +1,9 @@
 // Entry point of dense attention: validation of shapes, mask and kv_lengths (the CPU backend's rules), then cuDNN's
 // SDPA (cudnn_runner.h) for BF16 without a ScaleMask, or the kernels of attention_dense.cu for the rest (F32, the
-// ScaleMask, head dims cuDNN refuses) and with SPARVAR_ATTENTION=ours.
+// ScaleMask, head dims cuDNN refuses) and with SPARVAR_ATTENTION=ours. Among ours, bf16 problems whose visible
+// keys all fit one 64-key tile (cross-attention to a short text) take the short-key kernel (attention_short.cu:
+// built to stream Q and O at memory speed); SPARVAR_SHORT_ATTENTION=0, read when the backend is made, keeps them on
+// the flash kernel for A/B runs.
 #include <algorithm>
 
 #include "backend/cuda/attention_kernel.h"
@@ -114,7 +117,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
 
   const AttentionArgs args{q.data(), k.data(), v.data(), out.data(), H, Nq, Nk, static_cast<int>(D),
                            params.softmax_scale * kLog2e, params.q_tokens_major, params.out_tokens_major};
-  launch_dense_attention(q.dtype(), args, vis, B * H, stream_);
+  launch_dense_attention(q.dtype(), args, vis, B * H, short_key_attention_, stream_);
 }
 
 }  // namespace sparvar::cuda

@@ -4,11 +4,14 @@
 // bf16 in, fp32 accumulate): a block of 4 warps owns 64 query rows (16 per warp), walks 64-key tiles of K and V
 // double-buffered in shared memory through cp.async, keeps the running max / sum / output in registers and
 // reuses the S accumulators as the A operand of P V. Key tiles past the block's last visible key are skipped.
+// Problems whose keys all fit one tile (cross-attention to a short text, no ScaleMask) go to attention_short.cu
+// instead, unless the backend was made with SPARVAR_SHORT_ATTENTION=0.
 // Everything else (F32, other head dims up to 256) runs a simpler fp32 kernel: one warp per query row,
 // 32-key chunks of K and V staged in shared memory, the same online softmax.
 #include <cuda_bf16.h>
 
 #include "backend/cuda/attention_kernel.h"
+#include "backend/cuda/attention_mma.cuh"
 #include "backend/cuda/device_math.cuh"
 
 namespace sparvar::cuda {
@@ -18,76 +21,14 @@ namespace {
 // ---------------------------------------------------------------------------------------------------------------
 // Tensor-core kernel (bf16, D = 64 or 128).
 
-constexpr int kFlashRows = 64;   // query rows per block
-constexpr int kFlashKeys = 64;   // keys per tile
-constexpr int kFlashThreads = 128;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; src_bytes = 0 fills the destination with zeros (rows past the end).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
-// d += a (16x16, row) * b (16x8, col), bf16 in, fp32 accumulate.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // kBufs K and V tiles: 2 to prefetch the next key tile; 1 where every row sees at most one tile (cross-attention
 // to a short text), which needs a third less shared memory and so fits more blocks per SM.
-// bf16 per shared-memory row: +16 bytes so ldmatrix rows hit distinct banks.
-template <int D>
-constexpr int kFlashStride = D + 8;
-
 template <int D, int kBufs>
 struct FlashSmem {
   static constexpr int kStride = kFlashStride<D>;
   static constexpr int kTile = kFlashRows * kStride;
   static constexpr size_t kBytes = sizeof(bf16) * (kTile + 2 * kBufs * kFlashKeys * kStride);  // Q, K[], V[]
 };
-
-// Copies rows [row0, row0 + 64) of a [rows, D] bf16 matrix (rows `row_stride` elements apart) into a padded
-// shared tile; rows >= rows_total are zero.
-template <int D>
-__device__ __forceinline__ void load_tile_async(bf16* tile, const bf16* src, int64_t row0, int64_t rows_total,
-                                                int64_t row_stride = D) {
-  constexpr int kChunksPerRow = D / 8;
-  constexpr int kChunks = kFlashRows * kChunksPerRow;
-  for (int c = threadIdx.x; c < kChunks; c += kFlashThreads) {
-    const int r = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
-    const int64_t row = row0 + r;
-    const bool inside = row < rows_total;
-    cp_async16(tile + r * kFlashStride<D> + col, src + (inside ? row : 0) * row_stride + col, inside ? 16 : 0);
-  }
-}
 
 template <int D, int kBufs>
 __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttentionArgs args, AttentionVisibility vis) {
@@ -152,7 +93,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
     if (t == 0) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk)
-        ldmatrix_x4(qf[kk], q_tile + (warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * S + kk * 16 + (lane / 16) * 8);
+        load_a_fragment<D>(qf[kk], q_tile + warp * 16 * S, kk * 16, lane);
     }
     const bf16* kt = k_tiles + buf * kFlashKeys * S;
     const bf16* vt = v_tiles + buf * kFlashKeys * S;
@@ -166,7 +107,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
 #pragma unroll
       for (int np = 0; np < kFlashKeys / 16; ++np) {
         uint32_t b[4];
-        ldmatrix_x4(b, kt + (np * 16 + (lane % 8) + (lane / 16) * 8) * S + kk * 16 + ((lane / 8) % 2) * 8);
+        load_k_fragments<D>(b, kt, np * 16, kk * 16, lane);
         mma_bf16(s[2 * np], qf[kk], b[0], b[1]);
         mma_bf16(s[2 * np + 1], qf[kk], b[2], b[3]);
       }
@@ -175,22 +116,9 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
     // Scale, mask, online softmax. Each row's 64 values are spread over the 4 lanes of a quad.
     const int64_t key0 = int64_t(t) * kFlashKeys + (lane % 4) * 2;
     float tile_max_a = -INFINITY, tile_max_b = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < kFlashKeys / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int64_t key = key0 + nt * 8 + e;
-        s[nt][e] = key < end_a ? s[nt][e] * args.scale_log2 : -INFINITY;
-        s[nt][2 + e] = key < end_b ? s[nt][2 + e] * args.scale_log2 : -INFINITY;
-        tile_max_a = fmaxf(tile_max_a, s[nt][e]);
-        tile_max_b = fmaxf(tile_max_b, s[nt][2 + e]);
-      }
-    }
-#pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      tile_max_a = fmaxf(tile_max_a, __shfl_xor_sync(0xffffffffu, tile_max_a, off));
-      tile_max_b = fmaxf(tile_max_b, __shfl_xor_sync(0xffffffffu, tile_max_b, off));
-    }
+    scale_mask_max(s, key0, end_a, end_b, args.scale_log2, tile_max_a, tile_max_b);
+    tile_max_a = warp_max<4>(tile_max_a);
+    tile_max_b = warp_max<4>(tile_max_b);
     const float new_a = fmaxf(m_a, tile_max_a), new_b = fmaxf(m_b, tile_max_b);
     // A row with nothing visible yet keeps max -inf; subtracting 0 then gives exp2(-inf) = 0, never NaN.
     const float base_a = new_a == -INFINITY ? 0.0f : new_a, base_b = new_b == -INFINITY ? 0.0f : new_b;
@@ -198,15 +126,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
     m_a = new_a;
     m_b = new_b;
     float sum_a = 0.0f, sum_b = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < kFlashKeys / 8; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - base_a);
-      s[nt][1] = exp2f(s[nt][1] - base_a);
-      s[nt][2] = exp2f(s[nt][2] - base_b);
-      s[nt][3] = exp2f(s[nt][3] - base_b);
-      sum_a += s[nt][0] + s[nt][1];
-      sum_b += s[nt][2] + s[nt][3];
-    }
+    exp2_and_sum(s, base_a, base_b, sum_a, sum_b);
     l_a = l_a * corr_a + sum_a;  // per-lane partial sums; the quad is summed at the end
     l_b = l_b * corr_b + sum_b;
 #pragma unroll
@@ -220,13 +140,12 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
     // O += P V: the S accumulators of key tiles 2ks, 2ks+1 are exactly the A fragment of key step ks.
 #pragma unroll
     for (int ks = 0; ks < kFlashKeys / 16; ++ks) {
-      const uint32_t pa[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
-                              pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
-                              pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+      uint32_t pa[4];
+      scores_as_a_fragment(pa, s[2 * ks], s[2 * ks + 1]);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t b[4];
-        ldmatrix_x4_trans(b, vt + (ks * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * S + dp * 16 + (lane / 16) * 8);
+        load_v_fragments<D>(b, vt, ks * 16, dp * 16, lane);
         mma_bf16(acc[2 * dp], pa, b[0], b[1]);
         mma_bf16(acc[2 * dp + 1], pa, b[2], b[3]);
       }
@@ -234,12 +153,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(Attentio
     __syncthreads();  // every warp is done with this buffer before it is refilled
   }
 
-#pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, off);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, off);
-  }
-  const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+  const float inv_a = 1.0f / warp_sum<4>(l_a), inv_b = 1.0f / warp_sum<4>(l_b);
 #pragma unroll
   for (int dt = 0; dt < D / 8; ++dt) {
     const int col = dt * 8 + (lane % 4) * 2;
@@ -343,9 +257,13 @@ void launch_flash(const AttentionArgs& args, const AttentionVisibility& vis, int
 }  // namespace
 
 void launch_dense_attention(DType dtype, const AttentionArgs& args, const AttentionVisibility& vis, int64_t batch_heads,
-                            cudaStream_t stream) {
+                            bool short_keys, cudaStream_t stream) {
   const bool aligned = aligned_to(args.q, 16) && aligned_to(args.k, 16) && aligned_to(args.v, 16) && aligned_to(args.o, 16);
   if (dtype == DType::BF16 && aligned && (args.d == 64 || args.d == 128)) {
+    if (short_keys && short_key_attention_fits(args, vis, batch_heads)) {
+      launch_short_key_attention(args, vis, batch_heads, stream);
+      return;
+    }
     if (args.d == 64) launch_flash<64>(args, vis, batch_heads, stream);
     else launch_flash<128>(args, vis, batch_heads, stream);
     return;

@@ -54,8 +54,16 @@ struct AttentionArgs {
   __host__ __device__ int64_t row_stride(bool tokens_major) const { return tokens_major ? heads * d : d; }
 };
 
-// The tensor-core kernel for bf16 with D = 64 or 128 and 16-byte aligned tensors, else the generic one.
+// The tensor-core kernels for bf16 with D = 64 or 128 and 16-byte aligned tensors, else the generic one. Among the
+// tensor-core kernels, the short-key one (attention_short.cu) where it fits and `short_keys` allows it, else the
+// flash kernel (attention_dense.cu).
 void launch_dense_attention(DType dtype, const AttentionArgs& args, const AttentionVisibility& vis, int64_t batch_heads,
-                            cudaStream_t stream);
+                            bool short_keys, cudaStream_t stream);
+
+// Whether the short-key kernel takes a bf16 problem with 16-byte aligned tensors: D = 64 or 128, no ScaleMask,
+// and every batch item's visible keys (Nk or its kv_length) fit one 64-key tile.
+bool short_key_attention_fits(const AttentionArgs& args, const AttentionVisibility& vis, int64_t batch_heads);
+void launch_short_key_attention(const AttentionArgs& args, const AttentionVisibility& vis, int64_t batch_heads,
+                                cudaStream_t stream);
 
 }  // namespace sparvar::cuda

@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_pool.h"
@@ -67,6 +69,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   device_stream_ = std::make_shared<DeviceStream>(device, alloc_mode_from_env());
   stream_ = device_stream_->get();
   gemm_ = std::make_unique<GemmRunner>(stream_);
+  if (const char* env = std::getenv("SPARVAR_SHORT_ATTENTION")) short_key_attention_ = std::string_view(env) != "0";
 }
 
 CudaBackend::~CudaBackend() {

@@ -98,6 +98,9 @@ class CudaBackend final : public Backend {
   std::unique_ptr<GemmRunner> gemm_;
   DeviceBuffer conv_columns_;  // im2col scratch (conv2d, conv2d_nhwc), grown on demand and kept
   DeviceBuffer norm_scratch_;  // group_norm_nhwc's partial statistics and per-channel table, grown on demand
+  // Dense attention whose keys fit one 64-key tile on its own kernel (attention_short.cu); SPARVAR_SHORT_ATTENTION=0,
+  // read when the backend is made, sends it to the flash kernel instead (A/B comparisons, tests of both).
+  bool short_key_attention_ = true;
   // cuDNN for conv2d and attention (cudnn_runner.h): handle, graph caches, workspace; made on first use. A
   // shared_ptr, so that neither this header nor the destructor needs the type.
   std::shared_ptr<CudnnRunner> cudnn_;

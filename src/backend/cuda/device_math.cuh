@@ -64,14 +64,18 @@ __device__ __forceinline__ float apply_act(float x, KernelAct act) {
   }
 }
 
+// Over the kLanes aligned lanes of a group (the whole warp, or e.g. the 4-lane quad holding an mma fragment's
+// row); every lane of the group gets the result. All 32 lanes must take part.
+template <int kLanes = 32>
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  for (int o = kLanes / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
+template <int kLanes = 32>
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = kLanes / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
 
