@@ -67,10 +67,12 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   device_stream_ = std::make_shared<DeviceStream>(device, alloc_mode_from_env());
   stream_ = device_stream_->get();
   gemm_ = std::make_unique<GemmRunner>(stream_);
+  skinny_ = std::make_unique<SkinnyGemm>(device, skinny_rows_from_env());
 }
 
 CudaBackend::~CudaBackend() {
   gemm_.reset();
+  skinny_.reset();
   conv_columns_ = DeviceBuffer();
   norm_scratch_ = DeviceBuffer();
   if (stream_) {
