@@ -23,7 +23,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
-#include "bench_random.h"
+#include "random_host.h"
 
 using namespace sparvar;
 using sparvar::bench::random_host;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -69,7 +70,22 @@ inline Errors compare_values(const std::vector<float>& x, const std::vector<floa
 }
 inline Errors compare(const Tensor& a, const Tensor& b) { return compare_values(a.to_floats(), b.to_floats()); }
 
+// Bit for bit, and finite (an element both sides left unwritten is a failure, not a match).
+inline bool identical(const std::vector<float>& a, const std::vector<float>& b) {
+  for (float v : a)
+    if (!std::isfinite(v)) return false;
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Whether --filter keeps a case named `name`.
+inline bool selected(const Options& o, const std::string& name) {
+  return o.filter.empty() || name.find(o.filter) != std::string::npos;
+}
+
 // The fused block ops, copy_slice, sampling, bits_to_codes and timing events (test_backend_ops_fused.cpp).
 void run_fused_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
+// The skinny GEMM called directly: every configuration, the dispatch from linear, what it declines
+// (test_backend_ops_skinny.cpp).
+void run_skinny_checks(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
 
 }  // namespace sparvar::backend_ops

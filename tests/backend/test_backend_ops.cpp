@@ -19,6 +19,8 @@
 // [fuse=bias] and [fuse=none], with less of its epilogue inside the cuDNN graph (SPARVAR_CONV_NHWC_FUSE). The
 // attention cases with at most 64 visible keys run once more, marked [flash], with SPARVAR_SHORT_ATTENTION=0 (the
 // flash kernel where [ours] ran the short-key kernel).
+// linear with a few rows (BF16: the skinny GEMM, src/backend/cuda/gemm_skinny.h) runs once more, marked [cublaslt],
+// on a backend with SPARVAR_SKINNY_GEMM=0; test_backend_ops_skinny.cpp calls the kernel directly.
 //
 //   test_backend_ops [--small] [--filter SUBSTRING]
 // --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/gemm_skinny.h"
 #include "backend_ops_util.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -220,7 +223,7 @@ std::vector<Case> make_cases(const Options& o) {
       {{rows, 3584}, 3 * 3584, true, Activation::None}, {{rows, 3584}, 4 * 3584, true, Activation::GeluTanh},
       {{rows, 4 * 3584}, 3584, true, Activation::None},
   };
-  for (const Lin& l : lins) {
+  auto add_linear = [&cases](const Lin& l) {
     Case c;
     c.op = "linear";
     const int64_t K = l.x.back();
@@ -238,7 +241,8 @@ std::vector<Case> make_cases(const Options& o) {
     c.tol_f32 = kTolF32Gemm;
     c.f32 = K * l.n <= 3584 * 3584 * 4;
     cases.push_back(c);
-  }
+  };
+  for (const Lin& l : lins) add_linear(l);
 
   // ---- activation
   for (auto [shape, act] : std::vector<std::pair<Shape, Activation>>{{{1001}, Activation::GeluTanh},
@@ -597,8 +601,43 @@ std::vector<Case> make_cases(const Options& o) {
     c.inplace = true;
     cases.push_back(c);
   }
+
+  // ---- linear with a few rows: BF16 runs the skinny GEMM (src/backend/cuda/gemm_skinny.h; F32 stays on cuBLASLt).
+  // Infinity's first scales (M = 2 and 8: 1x1 and 2x2 with CFG; 16) at its 8B and 2B weights, and sizes off every
+  // multiple the kernel works in: K = 72 (not whole 32-k steps), N = 8, 24, 100 (not whole 16- or 128-feature
+  // blocks), M = 1, 3, 5, 12 (partial token tiles). Last, so the inputs of the cases above stay what they were.
+  for (const Lin& l : std::vector<Lin>{
+           {{1, 64}, 8, true, Activation::None},             {{2, 72}, 24, false, Activation::GeluTanh},
+           {{3, 2048}, 100, true, Activation::Silu},          {{2, 3584}, 3 * 3584, true, Activation::None},
+           {{8, 3584}, 3584, true, Activation::None},         {{2, 4, 3584}, 4 * 3584, true, Activation::GeluTanh},
+           {{8, 4 * 3584}, 3584, true, Activation::None},     {{2, 4 * 3584}, 24, false, Activation::Silu},
+           {{5, 2048}, 3 * 2048, true, Activation::GeluTanh}, {{12, 72}, 100, true, Activation::None},
+           {{16, 2048}, 4 * 2048, false, Activation::Silu},  {{2, 8, 3584}, 100, true, Activation::GeluTanh},
+           {{1, 4 * 2048}, 2048, false, Activation::None},    {{16, 3584}, 10752, true, Activation::None},
+           {{2, 36}, 24, true, Activation::GeluTanh},  // K % 8 != 0: declined, cuBLASLt
+       })
+    add_linear(l);
+  // Views 2 bytes (bf16) past a 16-byte boundary: the skinny kernel declines them, cuBLASLt runs them.
+  for (bool shift_w : {false, true}) {
+    constexpr int64_t M = 4, K = 2048, N = 3584;
+    Case c;
+    c.op = "linear";
+    c.desc = shift_w ? "[4,2048] [3584,2048] w view +1 element act=gelu" : "[4,2048] x view +1 element act=gelu";
+    c.inputs = {{{M * K + 1}}, {{N * K + 1}, false, 1.0f / std::sqrt(float(K))}, {{N}}};
+    c.out_shape = {M, N};
+    c.run = [shift_w](Backend& be, std::vector<Tensor>& in, Tensor& y) {
+      const Tensor x = in[0].view({M * K + 1, 1}).slice0(shift_w ? 0 : 1, M * K + (shift_w ? 0 : 1)).view({M, K});
+      const Tensor w = in[1].view({N * K + 1, 1}).slice0(shift_w ? 1 : 0, N * K + (shift_w ? 1 : 0)).view({N, K});
+      be.linear(x, w, &in[2], Activation::GeluTanh, y);
+    };
+    c.tol_f32 = kTolF32Gemm;
+    cases.push_back(c);
+  }
   return cases;
 }
+
+// The rows of a linear case's output (its leading dims flattened).
+int64_t linear_rows(const Case& c) { return shape_numel(c.out_shape) / c.out_shape.back(); }
 
 // ---- bad inputs: each must throw sparvar::Error before any launch (the poisoned output stays all NaN).
 void run_bad_input_checks(Backend& gpu, Tally& tally) {
@@ -729,6 +768,22 @@ int main(int argc, char** argv) {
       }
     }
     run_fused_cases(*cpu, *gpu, options, tally);
+    run_skinny_checks(*cpu, *gpu, options, tally);
+    // linear with a few rows once more on cuBLASLt (SPARVAR_SKINNY_GEMM=0: what an A/B run compares against).
+    {
+      const char* before = std::getenv("SPARVAR_SKINNY_GEMM");
+      const std::string saved = before ? before : "";
+      setenv("SPARVAR_SKINNY_GEMM", "0", 1);
+      auto gpu_lt = make_cuda_backend(0);
+      for (Case c : make_cases(options)) {
+        if (c.op != "linear" || linear_rows(c) > cuda::kSkinnyMaxRows) continue;
+        c.desc += " [cublaslt]";
+        if (!options.filter.empty() && (c.op + " " + c.desc).find(options.filter) == std::string::npos) continue;
+        run_case(*cpu, *gpu_lt, c, tally);
+      }
+      if (before) setenv("SPARVAR_SKINNY_GEMM", saved.c_str(), 1);
+      else unsetenv("SPARVAR_SKINNY_GEMM");
+    }
     if (options.filter.empty() || std::string("bad-input").find(options.filter) != std::string::npos)
       run_bad_input_checks(*gpu, tally);
     std::printf("%d passed, %d failed\n", tally.passed, tally.failed);

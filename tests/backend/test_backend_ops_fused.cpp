@@ -135,13 +135,6 @@ void split_slab(const Tensor& t, int dim, int64_t begin, int64_t end, std::vecto
     }
 }
 
-// Bit for bit, and finite (an element both sides left unwritten is a failure, not a match).
-bool identical(const std::vector<float>& a, const std::vector<float>& b) {
-  for (float v : a)
-    if (!std::isfinite(v)) return false;
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 void run_multi(Backend& cpu, Backend& gpu, const MultiCase& c, Tally& tally) {
   std::vector<Tensor> host_in, host_initial;
   for (const Arg& a : c.inputs) host_in.push_back(host_input(a));
@@ -263,8 +256,30 @@ void add_mapped_qkv_cases(const Options& o, std::vector<MultiCase>& cases) {
 // tolerance). scratch starts as NaN, so no result may come from it unwritten. Infinity's projections: self-attention
 // and FFN down (gated), cross-attention (no gate); the first scales' single token; odd sizes that cuBLASLt may
 // refuse to fuse (then composed). The fused path rounds once, the composition twice: both within the bf16 tolerance.
+struct Lr {
+  int64_t b, n, k, nout;
+  bool bias, gate;
+};
+
+void add_linear_residual(const Lr& l, std::vector<MultiCase>& cases) {
+  const Shape y = {l.b, l.n, l.nout};
+  MultiCase c;
+  c.op = "linear_residual";
+  c.desc = fmt::format("B={} N={} K={} Nout={}{}{}", l.b, l.n, l.k, l.nout, l.bias ? " bias" : "",
+                       l.gate ? " gate" : "");
+  c.inputs = {{{l.b, l.n, l.k}}, {{l.nout, l.k}, Kind::Compute, 1.0f / std::sqrt(float(l.k))}, {{l.nout}},
+              {{l.b, l.nout}, Kind::Compute, 0.5f}};
+  c.outputs = {{y, Kind::Compute, 0, 0, l.b}};
+  const bool bias = l.bias, gate = l.gate;
+  c.run = [bias, gate, y](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+    Tensor scratch = poisoned(be, y, out[0].dtype());
+    be.linear_residual(in[0], in[1], bias ? &in[2] : nullptr, gate ? &in[3] : nullptr, out[0], scratch);
+  };
+  c.tol_f32 = kTolF32Gemm;
+  cases.push_back(c);
+}
+
 void add_linear_residual_cases(const Options& o, std::vector<MultiCase>& cases) {
-  struct Lr { int64_t b, n, k, nout; bool bias, gate; };
   const int64_t tokens = o.small ? 256 : 4096, rows_8b = o.small ? 256 : 1024;
   for (const Lr& l : std::vector<Lr>{{2, tokens, 2048, 2048, true, true},           // 2B self-attention proj
                                      {2, tokens, 2048, 2048, true, false},          // 2B cross-attention proj
@@ -277,23 +292,24 @@ void add_linear_residual_cases(const Options& o, std::vector<MultiCase>& cases) 
                                      {1, 77, 256, 384, false, false},               // plain accumulation
                                      {2, 1, 33, 17, true, true},                    // odd: Nout % 8 != 0
                                      {3, 5, 64, 33, false, true},
-                                     {1, 1, 40, 19, true, false}}) {
-    const Shape y = {l.b, l.n, l.nout};
-    MultiCase c;
-    c.op = "linear_residual";
-    c.desc = fmt::format("B={} N={} K={} Nout={}{}{}", l.b, l.n, l.k, l.nout, l.bias ? " bias" : "",
-                         l.gate ? " gate" : "");
-    c.inputs = {{{l.b, l.n, l.k}}, {{l.nout, l.k}, Kind::Compute, 1.0f / std::sqrt(float(l.k))}, {{l.nout}},
-                {{l.b, l.nout}, Kind::Compute, 0.5f}};
-    c.outputs = {{y, Kind::Compute, 0, 0, l.b}};
-    const bool bias = l.bias, gate = l.gate;
-    c.run = [bias, gate, y](Backend& be, std::vector<Tensor>& in, std::vector<Tensor>& out) {
-      Tensor scratch = poisoned(be, y, out[0].dtype());
-      be.linear_residual(in[0], in[1], bias ? &in[2] : nullptr, gate ? &in[3] : nullptr, out[0], scratch);
-    };
-    c.tol_f32 = kTolF32Gemm;
-    cases.push_back(c);
-  }
+                                     {1, 1, 40, 19, true, false}})
+    add_linear_residual(l, cases);
+}
+
+// linear_residual with a few rows (B * N): ungated BF16 runs the skinny GEMM in place on y (gemm_skinny.h), gated the
+// composition with linear on it. Infinity's first scales (B = 2 with CFG, 1 and 4 tokens; 16 rows) at its widths, and
+// K = 72 / Nout = 100, 24, 8 off the kernel's multiples; K % 8 != 0 falls back to cuBLASLt.
+void add_skinny_residual_cases(std::vector<MultiCase>& cases) {
+  for (const Lr& l : std::vector<Lr>{{2, 1, 3584, 3584, true, false},       // 8B cross-attention proj, 1x1
+                                     {2, 4, 2048, 2048, true, false},       // 2B, 2x2
+                                     {2, 4, 4 * 3584, 3584, true, false},   // 8B FFN down's shape, 2x2
+                                     {2, 8, 3584, 3584, false, false},      // 16 rows
+                                     {2, 4, 3584, 3584, true, true},        // gated: composed around linear
+                                     {1, 3, 72, 100, false, false},
+                                     {1, 1, 4 * 3584, 24, true, false},
+                                     {2, 4, 64, 8, true, false},
+                                     {1, 2, 36, 24, true, false}})         // K % 8 != 0: cuBLASLt
+    add_linear_residual(l, cases);
 }
 
 // gated_residual_norm: x [B, N, C] += gate [B, C] * y, then h = layer_norm(x, weight [C], bias [C]) or
@@ -435,6 +451,7 @@ std::vector<MultiCase> make_cases(const Options& o) {
   add_mapped_qkv_cases(o, cases);
   add_linear_residual_cases(o, cases);
   add_gated_residual_norm_cases(o, cases);
+  add_skinny_residual_cases(cases);  // last, so the inputs of the cases above stay what they were
   return cases;
 }
 
@@ -622,10 +639,6 @@ void check_bad_inputs(Backend& gpu, Tally& tally) {
                 "-", ok ? "OK  " : "FAIL", outcome.c_str());
     tally.record(ok);
   }
-}
-
-bool selected(const Options& o, const std::string& name) {
-  return o.filter.empty() || name.find(o.filter) != std::string::npos;
 }
 
 }  // namespace

@@ -70,10 +70,12 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   stream_ = device_stream_->get();
   gemm_ = std::make_unique<GemmRunner>(stream_);
   if (const char* env = std::getenv("SPARVAR_SHORT_ATTENTION")) short_key_attention_ = std::string_view(env) != "0";
+  skinny_ = std::make_unique<SkinnyGemm>(device, skinny_rows_from_env());
 }
 
 CudaBackend::~CudaBackend() {
   gemm_.reset();
+  skinny_.reset();
   conv_columns_ = DeviceBuffer();
   norm_scratch_ = DeviceBuffer();
   if (stream_) {

@@ -12,6 +12,7 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/device_stream.h"
 #include "backend/cuda/gemm_cublaslt.h"
+#include "backend/cuda/gemm_skinny.h"
 
 namespace sparvar::cuda {
 
@@ -36,9 +37,11 @@ class CudaBackend final : public Backend {
   // Stream capture into a CUDA graph (graph.cpp).
   std::unique_ptr<RecordedWork> record(const std::function<void()>& body) override;
 
+  // BF16 with few rows (M <= SPARVAR_SKINNY_GEMM_ROWS): the skinny GEMM kernel (gemm_skinny.h); otherwise, or when
+  // it declines (alignment, K % 8), cuBLASLt (gemm_cublaslt.cpp).
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act, Tensor& y) override;
-  // One cuBLASLt product accumulating into y (gemm_cublaslt.cpp); the default composition where cuBLASLt has no
-  // algorithm for it or SPARVAR_FUSED_RESIDUAL=0.
+  // Ungated: the skinny GEMM like linear, else one cuBLASLt product accumulating into y (gemm_cublaslt.cpp); the
+  // default composition where cuBLASLt has no algorithm for it or SPARVAR_FUSED_RESIDUAL=0.
   void linear_residual(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor* gate, Tensor& y,
                        Tensor& scratch) override;
 
@@ -96,6 +99,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DeviceStream> device_stream_;
   cudaStream_t stream_ = nullptr;  // device_stream_'s
   std::unique_ptr<GemmRunner> gemm_;
+  std::unique_ptr<SkinnyGemm> skinny_;  // few-row bf16 products; max_rows 0 when SPARVAR_SKINNY_GEMM=0
   DeviceBuffer conv_columns_;  // im2col scratch (conv2d, conv2d_nhwc), grown on demand and kept
   DeviceBuffer norm_scratch_;  // group_norm_nhwc's partial statistics and per-channel table, grown on demand
   // Dense attention whose keys fit one 64-key tile on its own kernel (attention_short.cu); SPARVAR_SHORT_ATTENTION=0,

@@ -1,4 +1,5 @@
-// cuBLASLt GEMMs and the linear ops (linear, linear_residual). A plan (matmul descriptor, matrix layouts,
+// cuBLASLt GEMMs and the linear ops (linear, linear_residual; BF16 products of a few rows go to the skinny kernel
+// first, gemm_skinny.h, SPARVAR_SKINNY_GEMM=0 keeps them here). A plan (matmul descriptor, matrix layouts,
 // algorithm) is built once per shape and cached; the first run of a shape (outside graph capture) times cuBLASLt's
 // top heuristic candidates and keeps the fastest. One 32 MiB workspace serves every call (Hopper's recommended size).
 #include <spdlog/spdlog.h>
@@ -234,6 +235,10 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, A
   SPARVAR_CHECK(K > 0 || y.numel() == 0, "{}: K = 0 (x {}) leaves the output undefined", op, shape_string(x.shape()));
   if (y.numel() == 0) return;
   make_current();
+  // A few bf16 rows: the skinny kernel (built to stream the weight at HBM speed); it declines what it cannot take.
+  const SkinnyGemmArgs skinny{x.data(), w.data(), bias ? bias->data() : nullptr, y.data(), M, N, K, kernel_act(act),
+                              false};
+  if (x.dtype() == DType::BF16 && skinny_->run(skinny, stream_)) return;
 
   // Row-major y[M,N] = x[M,K] w[N,K]^T is column-major y^T[N,M] = w^T[N,K] (A = w, transposed) x^T[K,M].
   GemmShape s;
@@ -281,6 +286,10 @@ void CudaBackend::linear_residual(const Tensor& x, const Tensor& w, const Tensor
     return;
   }
   make_current();
+  // A few bf16 rows: the skinny kernel, adding into y in place (scratch unused).
+  const SkinnyGemmArgs skinny{x.data(), w.data(), bias ? bias->data() : nullptr, y.data(), d.B * d.N, d.Nout, d.K,
+                              KernelAct::None, true};
+  if (x.dtype() == DType::BF16 && skinny_->run(skinny, stream_)) return;
   // linear's column-major product (y^T = w^T x^T) with C = D = y. scratch is where tuning writes its trial products
   // (GemmOperands::tune_d), so its alignment counts too.
   GemmShape s;

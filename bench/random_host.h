@@ -1,5 +1,5 @@
-// Random benchmark inputs, made fast on the host: uniform in [-scale, scale) from xorshift64* (good enough for
-// benchmark data; never all zeros, which would flatter kernels and caches).
+// Benchmark data: a host F32 tensor uniform in [-scale, scale) from xorshift64*, fast enough for hundreds of MB and
+// never all zeros (gemm_bench, skinny_bench).
 #pragma once
 
 #include <cstdint>
