@@ -19,8 +19,9 @@
 // [fuse=bias] and [fuse=none], with less of its epilogue inside the cuDNN graph (SPARVAR_CONV_NHWC_FUSE). The
 // attention cases with at most 64 visible keys run once more, marked [flash], with SPARVAR_SHORT_ATTENTION=0 (the
 // flash kernel where [ours] ran the short-key kernel).
-// linear with a few rows (BF16: the skinny GEMM, src/backend/cuda/gemm_skinny.h) runs once more, marked [cublaslt],
-// on a backend with SPARVAR_SKINNY_GEMM=0; test_backend_ops_skinny.cpp calls the kernel directly.
+// linear with a few rows runs on the skinny GEMM (BF16, src/backend/cuda/gemm_skinny.h; the default backend here
+// sets SPARVAR_SKINNY_GEMM=1, the engine's default is off) and once more, marked [cublaslt], on a backend with
+// SPARVAR_SKINNY_GEMM=0; test_backend_ops_skinny.cpp calls the kernel directly.
 //
 //   test_backend_ops [--small] [--filter SUBSTRING]
 // --small keeps every case but shrinks the Infinity-sized shapes (for compute-sanitizer).
@@ -727,6 +728,10 @@ int main(int argc, char** argv) {
     if (!std::getenv("SPARVAR_ATTENTION")) setenv("SPARVAR_ATTENTION", "cudnn", 1);
     if (!std::getenv("SPARVAR_CONV")) setenv("SPARVAR_CONV", "cudnn", 1);
     auto cpu = make_cpu_backend();
+    // The engine leaves the skinny GEMM off by default (slower than cuBLASLt inside the model, see gemm_skinny.h);
+    // this backend turns it on, so the few-row linear cases, the fused cases and run_skinny_checks test it, and the
+    // [cublaslt] pass below tests the default path. An explicit SPARVAR_SKINNY_GEMM from the caller wins.
+    setenv("SPARVAR_SKINNY_GEMM", "1", 0);
     auto gpu = make_cuda_backend(0);
     std::printf("reference: %s\nunder test: %s\n", cpu->name().c_str(), gpu->name().c_str());
     Tally tally;
@@ -769,7 +774,7 @@ int main(int argc, char** argv) {
     }
     run_fused_cases(*cpu, *gpu, options, tally);
     run_skinny_checks(*cpu, *gpu, options, tally);
-    // linear with a few rows once more on cuBLASLt (SPARVAR_SKINNY_GEMM=0: what an A/B run compares against).
+    // linear with a few rows once more on cuBLASLt (SPARVAR_SKINNY_GEMM=0: the engine's default).
     {
       const char* before = std::getenv("SPARVAR_SKINNY_GEMM");
       const std::string saved = before ? before : "";

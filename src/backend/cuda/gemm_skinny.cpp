@@ -9,11 +9,11 @@
 namespace sparvar::cuda {
 
 int skinny_rows_from_env() {
-  if (const char* on = std::getenv("SPARVAR_SKINNY_GEMM")) {
-    const std::string_view v(on);
-    SPARVAR_CHECK(v == "0" || v == "1", "SPARVAR_SKINNY_GEMM={}: expected 0 (off) or 1 (on)", v);
-    if (v == "0") return 0;
-  }
+  const char* on = std::getenv("SPARVAR_SKINNY_GEMM");
+  if (!on) return 0;  // off by default: see gemm_skinny.h for why
+  const std::string_view v(on);
+  SPARVAR_CHECK(v == "0" || v == "1", "SPARVAR_SKINNY_GEMM={}: expected 0 (off) or 1 (on)", v);
+  if (v == "0") return 0;
   if (const char* rows = std::getenv("SPARVAR_SKINNY_GEMM_ROWS")) {
     char* end = nullptr;
     const long n = std::strtol(rows, &end, 10);

@@ -4,10 +4,17 @@
 // 3.35 there. This kernel (gemm_skinny.cu) puts the weight in the tensor cores' A operand and x^T in B, so M <= 8
 // is one n8 tile, and keeps 16-byte weight loads in flight from every SM.
 //
-// CudaBackend::linear / linear_residual (gemm_cublaslt.cpp) call run() first for BF16 and fall back to cuBLASLt when
-// it declines. Environment (read when a backend is made; see docs/backend.md):
-//   SPARVAR_SKINNY_GEMM=0        off (everything on cuBLASLt, for A/B runs); 1 (default) on
-//   SPARVAR_SKINNY_GEMM_ROWS=N   the largest M taken, 1 to 32 (default kSkinnyDefaultRows)
+// Off by default: measured slower than our tuned cuBLASLt (H100, session 6). bench/skinny_bench, one block's four
+// 8B products: 136.0 vs 133.3 us at M = 2, 141.1 vs 131.5 at M = 8, 167.9 vs 130.8 at M = 16 (the kernel streams
+// only ~2.3-2.5 TB/s, the 3 TB/s it was built for not reached; it wins only on fc2). Inside the 8B pipeline (ncu of
+// the 2x2 scale) its products summed to 7.13 ms against cuBLASLt's 6.48 ms. Kept, tested, as the base for the next
+// attempt (deeper loads in flight, programmatic dependent launch so the weight stream starts under the previous
+// kernel's tail).
+//
+// CudaBackend::linear / linear_residual (gemm_cublaslt.cpp) call run() first for BF16 when it is on and fall back to
+// cuBLASLt when it declines. Environment (read when a backend is made; see docs/backend.md):
+//   SPARVAR_SKINNY_GEMM=1        on; 0 or unset: off (everything on cuBLASLt)
+//   SPARVAR_SKINNY_GEMM_ROWS=N   with it on, the largest M taken, 1 to 32 (default kSkinnyDefaultRows)
 // Kept free of fmt (nvcc's C++20 front end cannot compile fmt 9): the .cpp side parses the environment.
 #pragma once
 
