@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "core/error.h"
 #include "io/strict_json.h"
@@ -84,9 +85,14 @@ bool get_bool(const json& obj, const std::string& key, const Where& w) {
 
 fs::path existing(const fs::path& dir, const std::string& rel, const Where& w, bool want_dir) {
   const fs::path p = dir / rel;
-  SPARVAR_CHECK(fs::exists(p), "{}: '{}' names {}, which does not exist", w.file, w.path, p.string());
-  SPARVAR_CHECK(fs::is_directory(p) == want_dir, "{}: '{}' names {}, which is not a {}", w.file, w.path, p.string(),
-                want_dir ? "folder" : "file");
+  // The error_code forms: a name the file system refuses (too long, say) is a bad manifest, not a crash.
+  std::error_code ec;
+  const fs::file_status status = fs::status(p, ec);
+  SPARVAR_CHECK(!ec || status.type() == fs::file_type::not_found, "{}: '{}' names {}, which cannot be looked up: {}",
+                w.file, w.path, p.string(), ec.message());
+  SPARVAR_CHECK(fs::exists(status), "{}: '{}' names {}, which does not exist", w.file, w.path, p.string());
+  SPARVAR_CHECK(fs::is_directory(status) == want_dir, "{}: '{}' names {}, which is not a {}", w.file, w.path,
+                p.string(), want_dir ? "folder" : "file");
   return p;
 }
 
@@ -242,9 +248,11 @@ ModelManifest parse_manifest(const std::string& text, const fs::path& dir) {
 }
 
 ModelManifest read_manifest(const fs::path& dir) {
-  SPARVAR_CHECK(fs::is_directory(dir), "model folder {} does not exist", dir.string());
+  std::error_code ec;  // error_code forms: a path the file system refuses is reported, not thrown as filesystem_error
+  SPARVAR_CHECK(fs::is_directory(dir, ec), "model folder {} does not exist{}", dir.string(),
+                ec ? " (" + ec.message() + ")" : std::string());
   const fs::path file = dir / "manifest.json";
-  SPARVAR_CHECK(fs::is_regular_file(file), "{} has no manifest.json (not a sparvar model folder)", dir.string());
+  SPARVAR_CHECK(fs::is_regular_file(file, ec), "{} has no manifest.json (not a sparvar model folder)", dir.string());
   std::ifstream in(file, std::ios::binary);
   SPARVAR_CHECK(in.good(), "cannot read {}", file.string());
   std::stringstream ss;
