@@ -69,38 +69,6 @@ Operands make_operands(Backend& be, const LinearShape& s, int64_t m, int sets) {
   return o;
 }
 
-double median_of(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Median milliseconds of `reps` calls of call(i), each between its own pair of events, all queued behind a blocked
-// stream so the events see the GPU's time only.
-double median_ms(cudaStream_t stream, bench::StreamBlocker& blocker, int reps, const std::function<void(int)>& call) {
-  std::vector<cudaEvent_t> start(static_cast<size_t>(reps)), stop(static_cast<size_t>(reps));
-  for (int i = 0; i < reps; ++i) {
-    CUDA_CHECK(cudaEventCreate(&start[static_cast<size_t>(i)]));
-    CUDA_CHECK(cudaEventCreate(&stop[static_cast<size_t>(i)]));
-  }
-  blocker.block(stream);
-  for (int i = 0; i < reps; ++i) {
-    CUDA_CHECK(cudaEventRecord(start[static_cast<size_t>(i)], stream));
-    call(i);
-    CUDA_CHECK(cudaEventRecord(stop[static_cast<size_t>(i)], stream));
-  }
-  blocker.release();
-  CUDA_CHECK(cudaStreamSynchronize(stream));
-  if (blocker.timed_out()) std::fprintf(stderr, "warning: the stream blocker timed out; timings include host gaps\n");
-  std::vector<float> ms(static_cast<size_t>(reps));
-  for (size_t i = 0; i < ms.size(); ++i) {
-    CUDA_CHECK(cudaEventElapsedTime(&ms[i], start[i], stop[i]));
-    CUDA_CHECK(cudaEventDestroy(start[i]));
-    CUDA_CHECK(cudaEventDestroy(stop[i]));
-  }
-  return median_of(ms);
-}
-
-// Median microseconds of linear at this shape on `be`, over rotating operand sets.
 double time_linear(Backend& be, bench::StreamBlocker& blocker, const LinearShape& s, int64_t m, int sets, int reps) {
   Operands o = make_operands(be, s, m, sets);
   auto call = [&](int i) {
@@ -110,7 +78,7 @@ double time_linear(Backend& be, bench::StreamBlocker& blocker, const LinearShape
   for (int i = 0; i < sets; ++i) call(i);  // warm-up: cuBLASLt tunes the shape here, the kernel plans it
   be.synchronize();
   const cudaStream_t stream = dynamic_cast<cuda::CudaBackend&>(be).stream();
-  return 1000.0 * median_ms(stream, blocker, reps, call);
+  return 1000.0 * bench::median_call_ms(stream, blocker, reps, call);
 }
 
 double tbps(const LinearShape& s, double us) {
@@ -142,7 +110,7 @@ void sweep(Backend& be, bench::StreamBlocker& blocker, cuda::SkinnyGemm& skinny,
                       unroll);
           continue;
         }
-        const double us = 1000.0 * median_ms(stream, blocker, reps, call);
+        const double us = 1000.0 * bench::median_call_ms(stream, blocker, reps, call);
         std::printf("sweep,%s %s,%lld,%d,%d,%d,%.2f,%.3f\n", s.model, s.name, static_cast<long long>(m), k_warps,
                     cluster, unroll, us, tbps(s, us));
         std::fflush(stdout);

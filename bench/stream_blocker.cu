@@ -1,6 +1,9 @@
 #include "stream_blocker.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 
@@ -54,5 +57,30 @@ void StreamBlocker::release() {
 }
 
 bool StreamBlocker::timed_out() { return *static_cast<volatile int*>(timed_out_) != 0; }
+
+double median_call_ms(cudaStream_t stream, StreamBlocker& blocker, int reps, const std::function<void(int)>& call) {
+  std::vector<cudaEvent_t> start(static_cast<size_t>(reps)), stop(static_cast<size_t>(reps));
+  for (int i = 0; i < reps; ++i) {
+    CUDA_CHECK(cudaEventCreate(&start[static_cast<size_t>(i)]));
+    CUDA_CHECK(cudaEventCreate(&stop[static_cast<size_t>(i)]));
+  }
+  blocker.block(stream);
+  for (int i = 0; i < reps; ++i) {
+    CUDA_CHECK(cudaEventRecord(start[static_cast<size_t>(i)], stream));
+    call(i);
+    CUDA_CHECK(cudaEventRecord(stop[static_cast<size_t>(i)], stream));
+  }
+  blocker.release();
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (blocker.timed_out()) std::fprintf(stderr, "warning: the stream blocker timed out; timings include host gaps\n");
+  std::vector<float> ms(static_cast<size_t>(reps));
+  for (size_t i = 0; i < ms.size(); ++i) {
+    CUDA_CHECK(cudaEventElapsedTime(&ms[i], start[i], stop[i]));
+    CUDA_CHECK(cudaEventDestroy(start[i]));
+    CUDA_CHECK(cudaEventDestroy(stop[i]));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
 
 }  // namespace sparvar::bench

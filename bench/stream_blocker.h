@@ -6,6 +6,8 @@
 
 #include <cuda_runtime.h>
 
+#include <functional>
+
 namespace sparvar::bench {
 
 class StreamBlocker {
@@ -24,5 +26,9 @@ class StreamBlocker {
   volatile int* flag_ = nullptr;  // host-mapped: 1 = released
   int* timed_out_ = nullptr;      // host-mapped: set by the kernel at its time limit
 };
+
+// Median milliseconds of call(0) .. call(reps - 1), each between its own pair of CUDA events on `stream`, all queued
+// behind blocker.block(stream) so the events see the GPU's time only (warns on stderr if the blocker timed out).
+double median_call_ms(cudaStream_t stream, StreamBlocker& blocker, int reps, const std::function<void(int)>& call);
 
 }  // namespace sparvar::bench

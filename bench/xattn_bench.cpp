@@ -4,10 +4,9 @@
 // Each path runs on its own backend, made with its settings: the short-key kernel (the default), the flash kernel
 // (SPARVAR_SHORT_ATTENTION=0) and cuDNN's SDPA (SPARVAR_ATTENTION=cudnn; a problem cuDNN refused would quietly
 // run ours, so compare its column with care). Per shape: random inputs (uniform, never zeros) in enough rotating
-// sets to exceed the L2 cache, warm-up calls, then --reps calls each between two CUDA events, all queued behind GPU
-// work (memsets) that outlasts their launching, so host-side launch costs stay out of the times. Prints the median
+// sets to exceed the L2 cache, warm-up calls, then --reps calls each between two CUDA events, all queued behind a
+// held stream (bench/stream_blocker.h), so host-side launch costs stay out of the times. Prints the median
 // per call in us, the effective bandwidth of what the call must move (Q read + O write) and flash / short.
-// Host code only (compiled as C++): the kernels it times live in the CUDA backend.
 //   xattn_bench [--reps R] [--warmup W] [--no-cudnn]
 #include <cuda_runtime.h>
 
@@ -24,6 +23,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "random_host.h"
+#include "stream_blocker.h"
 
 using namespace sparvar;
 using sparvar::bench::random_host;
@@ -33,7 +33,6 @@ namespace {
 constexpr int64_t kBatch = 2;  // classifier-free guidance: conditional and unconditional
 constexpr int64_t kHeadDim = 128;
 constexpr int64_t kL2Bytes = int64_t{50} << 20;         // H100 / H200
-constexpr int64_t kBlockerBytes = int64_t{1} << 30;     // one memset pass: ~0.4 ms on an H100
 
 struct XShape {
   int64_t n, heads, nk;
@@ -58,7 +57,8 @@ std::string kv_string(const std::vector<int32_t>& kv) {
 }
 
 // The median time of one attention() call at shape s, in microseconds.
-double time_shape(Backend& be, cudaStream_t stream, const XShape& s, int reps, int warmup, Tensor& blocker) {
+double time_shape(Backend& be, cudaStream_t stream, const XShape& s, int reps, int warmup,
+                  bench::StreamBlocker& blocker) {
   const int sets = static_cast<int>(std::clamp<int64_t>(3 * kL2Bytes / moved_bytes(s) + 1, 2, 16));
   std::vector<Tensor> qs, ks, vs, os;
   for (int r = 0; r < sets; ++r) {
@@ -76,34 +76,7 @@ double time_shape(Backend& be, cudaStream_t stream, const XShape& s, int reps, i
   auto call = [&](int i) { be.attention(qs[i % sets], ks[i % sets], vs[i % sets], params, os[i % sets]); };
   for (int i = 0; i < warmup; ++i) call(i);
   be.synchronize();
-
-  std::vector<cudaEvent_t> events(2 * static_cast<size_t>(reps));
-  for (cudaEvent_t& e : events) CUDA_CHECK(cudaEventCreate(&e));
-  const int blocker_passes = 2 + reps / 8;
-  for (int i = 0; i < blocker_passes; ++i)
-    CUDA_CHECK(cudaMemsetAsync(blocker.data(), i, static_cast<size_t>(blocker.nbytes()), stream));
-  for (int i = 0; i < reps; ++i) {
-    CUDA_CHECK(cudaEventRecord(events[2 * static_cast<size_t>(i)], stream));
-    call(i);
-    CUDA_CHECK(cudaEventRecord(events[2 * static_cast<size_t>(i) + 1], stream));
-  }
-  // Still behind the blocker once every call is queued: the calls run back to back, without launch gaps.
-  const cudaError_t first = cudaEventQuery(events[0]);
-  const bool queued_in_time = first == cudaErrorNotReady;
-  if (queued_in_time) (void)cudaGetLastError();  // "not ready" is an answer, not an error
-  else CUDA_CHECK(first);
-  be.synchronize();
-  std::vector<float> us(static_cast<size_t>(reps));
-  for (size_t i = 0; i < us.size(); ++i) {
-    CUDA_CHECK(cudaEventElapsedTime(&us[i], events[2 * i], events[2 * i + 1]));
-    us[i] *= 1000.0f;
-  }
-  for (cudaEvent_t e : events) CUDA_CHECK(cudaEventDestroy(e));
-  if (!queued_in_time)
-    std::fprintf(stderr, "warning: N=%lld H=%lld Nk=%lld: the GPU caught up with the launches; times include gaps\n",
-                 static_cast<long long>(s.n), static_cast<long long>(s.heads), static_cast<long long>(s.nk));
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
+  return 1000.0 * bench::median_call_ms(stream, blocker, reps, call);
 }
 
 }  // namespace
@@ -142,7 +115,7 @@ int main(int argc, char** argv) {
       auto backend = make_cuda_backend(0);
       if (p == 0) std::fprintf(stderr, "device: %s\n", backend->name().c_str());
       const cudaStream_t stream = dynamic_cast<cuda::CudaBackend&>(*backend).stream();
-      Tensor blocker = backend->empty({kBlockerBytes / 2}, DType::BF16);
+      bench::StreamBlocker blocker;
       for (const XShape& s : shapes) us[p].push_back(time_shape(*backend, stream, s, reps, warmup, blocker));
     }
   } catch (const std::exception& e) {
