@@ -221,19 +221,15 @@ int run_bench(const BenchFlags& f) {
       const auto start = Clock::now();
       // The decode is queued right behind the last scale (its host side overlaps the scales' device time) and
       // timed by device events; the summed codes are on the VAE's latent grid (d56: unpatchified).
-      Tensor queued_image;
-      std::unique_ptr<TimingEvent> vae_start, vae_end;
+      bsq_vae::BsqVaeDecoder::Queued decoded;
       o.on_codes_queued = [&](const Tensor& summed) {
-        const TraceRange trace("vae");
-        vae_start = backend->record_event();
-        queued_image = vae.decode_queued(summed.view({summed.dim(0), summed.dim(1), summed.dim(3), summed.dim(4)}));
-        vae_end = backend->record_event();
+        decoded = vae.decode_queued(summed.view({summed.dim(0), summed.dim(1), summed.dim(3), summed.dim(4)}));
       };
       const infinity::GenerateResult g = model.generate(text, o, runner.get());
       Run run;
       run.on_device_ms = ms_since(start);  // generate has waited for the device, the queued decode included
-      const Tensor image = vae.image_to_host(queued_image);
-      run.vae_ms = vae_end->ms_since(*vae_start);
+      const Tensor image = vae.image_to_host(decoded.image);
+      run.vae_ms = decoded.device_ms();
       run.total_ms = ms_since(start);
       run.condition_ms = g.text_ms;
       run.scale_ms = g.scale_ms;

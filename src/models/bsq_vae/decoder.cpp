@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/trace.h"
 #include "io/checkpoint.h"
 #include "models/bsq_vae/channels_last.h"
 #include "models/bsq_vae/keys.h"
@@ -49,7 +50,7 @@ Tensor BsqVaeDecoder::to_backend(const Tensor& codes) {
   return converted;
 }
 
-Tensor BsqVaeDecoder::decode_queued(const Tensor& codes) {
+BsqVaeDecoder::Queued BsqVaeDecoder::decode_queued(const Tensor& codes) {
   SPARVAR_CHECK(codes.defined() && dtype_is_float(codes.dtype()), "BSQ-VAE decode: codes must be a float tensor");
   SPARVAR_CHECK(codes.ndim() == 4 && codes.dim(1) == cfg_.codebook_dim && codes.dim(2) > 0 && codes.dim(3) > 0,
                 "BSQ-VAE decode: codes {} must be [B, {}, h, w] (summed codes on the latent grid){}",
@@ -57,11 +58,16 @@ Tensor BsqVaeDecoder::decode_queued(const Tensor& codes) {
                 codes.ndim() == 4 && codes.dim(1) == 4 * cfg_.codebook_dim
                     ? "; these look 2x2-patchified: unpatchify_codes() first"
                     : "");
+  const TraceRange trace("vae");
+  Queued q;
+  q.start = be_->record_event();
   const Tensor on_backend = to_backend(codes);
-  return layout_ == VaeLayout::Nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend);
+  q.image = layout_ == VaeLayout::Nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend);
+  q.end = be_->record_event();
+  return q;
 }
 
-Tensor BsqVaeDecoder::decode(const Tensor& codes) { return image_to_host(decode_queued(codes)); }
+Tensor BsqVaeDecoder::decode(const Tensor& codes) { return image_to_host(decode_queued(codes).image); }
 
 Tensor BsqVaeDecoder::image_to_host(const Tensor& image) const {
   Tensor img = be_->download(image);

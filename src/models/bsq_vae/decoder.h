@@ -9,6 +9,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "backend/backend.h"
@@ -34,12 +35,18 @@ class BsqVaeDecoder {
   VaeLayout layout() const { return layout_; }
 
   // codes [B, d, h, w] (host, or already on the backend) -> host F32 image [B, 3, h * patch, w * patch] in [-1, 1].
-  // The same as image_to_host(decode_queued(codes)).
+  // The same as image_to_host(decode_queued(codes).image).
   Tensor decode(const Tensor& codes);
-  // The decode's work queued on the backend, nothing waited for: the image [B, 3, H, W] on the backend, not yet
-  // clamped. Queued behind the transformer's last scale, its host side (the launches of ~300 ops) runs while the
-  // device is still busy with the scales instead of after them.
-  Tensor decode_queued(const Tensor& codes);
+  // The decode's work queued on the backend (in the trace range "vae"), nothing waited for: the image [B, 3, H, W]
+  // on the backend, not yet clamped, between two backend events. Queued behind the transformer's last scale, its
+  // host side (the launches of ~300 ops) runs while the device is still busy with the scales instead of after them.
+  struct Queued {
+    Tensor image;
+    std::unique_ptr<TimingEvent> start, end;
+    // The decode's device time; valid once the backend has waited for the end event (image_to_host does).
+    double device_ms() const { return end->ms_since(*start); }
+  };
+  Queued decode_queued(const Tensor& codes);
   // decode_queued's image -> host F32, clamped to [-1, 1] (waits for the device).
   Tensor image_to_host(const Tensor& image) const;
 

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstring>
 
-#include "backend/trace.h"
 #include "core/error.h"
 #include "models/infinity/conditioning.h"
 
@@ -98,13 +97,9 @@ TextToImageResult TextToImage::generate(const std::vector<std::string>& prompts,
     };
   // The decode is queued right behind the last scale, so its host side overlaps the scales' device time (with
   // sync_each_scale the device is idle by then, and this changes nothing); it is timed by device events.
-  Tensor queued_image;
-  std::unique_ptr<TimingEvent> vae_start, vae_end;
+  bsq_vae::BsqVaeDecoder::Queued decoded;
   g.on_codes_queued = [&](const Tensor& s) {
-    const TraceRange trace("vae");
-    vae_start = be.record_event();
-    queued_image = bundle_.vae().decode_queued(s.view({s.dim(0), s.dim(1), s.dim(3), s.dim(4)}));
-    vae_end = be.record_event();
+    decoded = bundle_.vae().decode_queued(s.view({s.dim(0), s.dim(1), s.dim(3), s.dim(4)}));
   };
   const infinity::GenerateResult gen = model.generate(text, g, o.runner);
   r.timings.condition_ms = gen.text_ms;
@@ -114,8 +109,8 @@ TextToImageResult TextToImage::generate(const std::vector<std::string>& prompts,
   r.summed_codes = gen.summed_codes;
 
   // ---- decoder (queued above) ----
-  r.images = bsq_vae::to_uint8_rgb(bundle_.vae().image_to_host(queued_image));
-  r.timings.vae_ms = vae_end->ms_since(*vae_start);
+  r.images = bsq_vae::to_uint8_rgb(bundle_.vae().image_to_host(decoded.image));
+  r.timings.vae_ms = decoded.device_ms();
   if (o.on_progress) o.on_progress({Progress::Phase::Decode, 0, 0, {}, r.timings.vae_ms});
   r.timings.total_ms = ms_since(t_start);
   return r;
