@@ -104,7 +104,7 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
   const bool pipelined_ok = attention_cuda::pipelined_supports(shape);
   if (args.kernel == BSA_KERNEL_PIPELINED || args.kernel == BSA_KERNEL_PAIRED || args.kernel == BSA_KERNEL_WIDE) {
     SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
-                  "q_block {}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : "pipelined", args.head_dim,
+                  "q_block {}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : args.kernel == BSA_KERNEL_WIDE ? "wide" : "pipelined", args.head_dim,
                   args.k_block, args.q_block);
   }
   const int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel() : args.kernel;

@@ -25,4 +25,9 @@ cudaError_t launch_paired(const LaunchShape& shape, const KernelParams& p, cudaS
 // block_mass (p.block_mass must be null).
 cudaError_t launch_wide(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 
+// The dynamic tile schedule's counter for launches on `stream` (tile_schedule.cuh, tile_counter.cu), or null
+// (SPARVAR_BSA_SCHEDULE=static, or more than 64 streams have one on this device): the static order then.
+// A graph recorded on one stream must not be replayed on another stream while that stream runs the kernel.
+cudaError_t stream_tile_counter(cudaStream_t stream, int** counter);
+
 }  // namespace sparvar::attention_cuda

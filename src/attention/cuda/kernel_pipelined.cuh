@@ -20,6 +20,7 @@
 #include "attention_tile.cuh"
 #include "kernel_params.cuh"
 #include "output_store.cuh"
+#include "tile_schedule.cuh"
 
 #include <cute/atom/copy_traits_sm90_tma.hpp>
 #include <cutlass/arch/barrier.h>
@@ -49,6 +50,7 @@ struct PipelinedKernel {
     TmaQ tma_q;
     TmaKV tma_k, tma_v;
     int num_tiles;  // (batch*heads) * nq/64 work tiles
+    int* tile_counter;  // dynamic tile schedule (tile_schedule.cuh); null: static (kernels that support both)
   };
 
   struct LaneSmem {
@@ -59,6 +61,7 @@ struct PipelinedKernel {
   struct Barriers {
     uint64_t q_full, q_empty;
     uint64_t k_full[kStages], k_empty[kStages], v_full[kStages], v_empty[kStages];
+    TileMailbox tiles;  // the lane's tile ids, producer to consumer (kernels that schedule tiles dynamically)
   };
   struct Smem {
     LaneSmem lane[kLanes];
@@ -331,6 +334,7 @@ __device__ __forceinline__ void init_lane_barriers(typename PipelinedKernel<D>::
         cutlass::arch::ClusterBarrier::init(&b.k_empty[s], 128);
         cutlass::arch::ClusterBarrier::init(&b.v_empty[s], 128);
       }
+      init_tile_mailbox(b.tiles);
     }
     cutlass::arch::fence_barrier_init();
   }

@@ -19,6 +19,7 @@
 // of the V stream (K of step j, then V of step j-1): K pair j is loaded during step j-1, V_{2j-2} too, and only
 // V_{2j-1} (whose slot frees when step j-1 ends) is loaded during step j's QK^T and softmax.
 //
+// Tiles come from the producer (tile_schedule.cuh: dynamic when Params::tile_counter is set, else static).
 // No block mass: CS4A's decision scale runs the pipelined kernel (the launcher picks it).
 #pragma once
 
@@ -36,7 +37,9 @@ __device__ void wide_producer(const typename PipelinedKernel<D>::Params& prm, ty
 
   RingState<K::kStages> kring, vring;
   uint32_t q_phase = 0;
-  for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
+  MailboxPos mailbox;
+  for (int tile = lane_slot; tile < prm.num_tiles; tile = next_tile(prm.tile_counter, prm.num_tiles, num_slots, tile)) {
+    post_tile(bar.tiles, mailbox, tile);
     const TileCoord t = tile_coord(p, tile);
     if (t.count == 0) continue;
     auto [tQg, tQs, tKg, tKs, tVg, tVs] = producer_views<D>(prm, sm, t);
@@ -76,11 +79,12 @@ __device__ void wide_producer(const typename PipelinedKernel<D>::Params& prm, ty
       }
     }
   }
+  post_tile(bar.tiles, mailbox, -1);
 }
 
 template <int D>
 __device__ void wide_consumer(const typename PipelinedKernel<D>::Params& prm, typename PipelinedKernel<D>::LaneSmem& sm,
-                              typename PipelinedKernel<D>::Barriers& bar, int lane_slot, int num_slots) {
+                              typename PipelinedKernel<D>::Barriers& bar, int /*lane_slot*/, int /*num_slots*/) {
   using K = PipelinedKernel<D>;
   using Cfg = typename K::Cfg;
   using Barrier = cutlass::arch::ClusterBarrier;
@@ -102,7 +106,8 @@ __device__ void wide_consumer(const typename PipelinedKernel<D>::Params& prm, ty
 
   Ring kring, vring;  // the producer's ring positions, mirrored
   uint32_t q_phase = 0;
-  for (int tile = lane_slot; tile < prm.num_tiles; tile += num_slots) {
+  MailboxPos mailbox;
+  for (int tile = take_tile(bar.tiles, mailbox); tile >= 0; tile = take_tile(bar.tiles, mailbox)) {
     const TileCoord t = tile_coord(p, tile);
     clear(tOrO);
     RowState st;

@@ -9,13 +9,15 @@
 namespace sparvar::attention_cuda {
 
 template <int D, class KernelFn>
-cudaError_t launch_on_lanes(KernelFn kernel, const LaunchShape& shape, const KernelParams& p, cudaStream_t stream) {
+cudaError_t launch_on_lanes(KernelFn kernel, const LaunchShape& shape, const KernelParams& p, cudaStream_t stream,
+                            int* tile_counter = nullptr) {
   using K = PipelinedKernel<D>;
   using Cfg = typename K::Cfg;
   const int bh = shape.batch * p.heads;
   typename K::Params prm{};
   prm.p = p;
   prm.num_tiles = bh * (p.nq / kTileM);
+  prm.tile_counter = tile_counter;  // kernels that schedule dynamically (wide); the others ignore it
   prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.q, p.nq, bh), typename Cfg::SmemLayoutQ{},
                             Shape<Int<kTileM>, Int<D>>{}, _1{});
   prm.tma_k = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.k, p.nk, bh, p.kv_rows), typename K::SmemLayoutKStage{},

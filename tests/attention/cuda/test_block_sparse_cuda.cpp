@@ -358,6 +358,66 @@ void error_cases() {
   expect(threw, "check_block_sparse_pattern rejects an empty row");
 }
 
+// The wide kernel's dynamic tile schedule: its counter must be back at zero after every launch (else the next
+// launch on the stream skips tiles, which the poison shows) and private to each stream. The same random-list
+// problem, launched again and again on two streams, must give the first launch's output bit for bit (a tile's
+// result does not depend on the lane that computes it).
+void repeated_launches_on_two_streams(std::mt19937& rng) {
+  const int batch = 2, heads = 3, D = 128, nq = 1024, nk = 768, qb = nq / 64, kb = nk / 64;
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  auto random_bf16 = [&](size_t n) {
+    std::vector<uint16_t> x(n);
+    for (auto& e : x) e = to_bf16(uni(rng));
+    return x;
+  };
+  const size_t elems = static_cast<size_t>(batch) * heads * nq * D, kv = static_cast<size_t>(batch) * heads * nk * D;
+  DeviceBuffer<uint16_t> dq(random_bf16(elems)), dk(random_bf16(kv)), dv(random_bf16(kv)), dout(elems);
+  std::vector<int> offsets{0}, cols;  // rows of 1..kb blocks: uneven lists, as the schedule is for
+  for (int r = 0; r < qb; ++r) {
+    const int n = 1 + static_cast<int>(rng() % kb);
+    for (int c = 0; c < kb; ++c)
+      if (static_cast<int>(rng() % kb) < n || c == r % kb) cols.push_back(c);
+    offsets.push_back(static_cast<int>(cols.size()));
+  }
+  DeviceBuffer<int> doff(offsets), dcols(cols);
+  BlockSparseAttentionArgs a{};
+  a.q = dq.ptr;
+  a.k = dk.ptr;
+  a.v = dv.ptr;
+  a.out = dout.ptr;
+  a.batch = batch;
+  a.heads = heads;
+  a.head_dim = D;
+  a.nq = nq;
+  a.nk = nk;
+  a.q_block = a.k_block = 64;
+  a.row_offsets = doff.ptr;
+  a.col_blocks = dcols.ptr;
+  a.nnz = static_cast<int>(cols.size());
+  a.pattern_heads = 1;
+  a.softmax_scale = 1.f / std::sqrt(static_cast<float>(D));
+  a.kernel = BSA_KERNEL_WIDE;
+  cudaStream_t side = nullptr;
+  CUDA_OK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+  std::vector<uint16_t> first;
+  bool same = true, finite = true;
+  for (int i = 0; i < 6; ++i) {
+    const cudaStream_t stream = i % 2 ? side : nullptr;
+    CUDA_OK(cudaMemset(dout.ptr, 0xff, dout.n * 2));  // NaN poison
+    CUDA_OK(cudaDeviceSynchronize());
+    sparvar::block_sparse_attention(a, stream);
+    CUDA_OK(cudaDeviceSynchronize());
+    const auto out = dout.download();
+    for (uint16_t e : out) finite = finite && std::isfinite(from_bf16(e));
+    if (i == 0) first = out;
+    else same = same && out == first;
+  }
+  CUDA_OK(cudaStreamDestroy(side));
+  expect(finite, "wide kernel, repeated launches on two streams: every output written");
+  expect(same, "wide kernel, repeated launches on two streams: the same output every time");
+  std::printf("  wide kernel, 6 launches alternating two streams: %s\n", finite && same ? "ok" : "FAILED");
+}
+
 }  // namespace
 
 int main() {
@@ -411,6 +471,8 @@ int main() {
   std::printf("  (grid capped at 1 CTA)\n");
   for (const Case& c : cases)
     for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE}) run_case(c, kernel, rng);
+  repeated_launches_on_two_streams(rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
+  repeated_launches_on_two_streams(rng);
   return sparvar::test::finish("test_block_sparse_cuda");
 }

@@ -1,0 +1,76 @@
+// Which work tiles a lane of the persistent kernels takes, and how its producer tells its consumer.
+//
+// Static: lane s takes tiles s, s + slots, s + 2 slots, ... (head-major order). Its cost is fixed by the tile index,
+// and on SparVAR's patterns the lists are longer in some query blocks than others: the stride keeps landing on the
+// same kind of rows, so some lanes get far more keys than others. Measured on the CSLA lists of the last three
+// scales (64-token blocks, 56 batch x heads, 264 lanes), the busiest lane carries 17-20% more than the mean.
+//
+// Dynamic: lane s still starts with tile s, then takes the next unclaimed tile in head-major order from a global
+// counter whenever its producer starts a tile, so a lane that drew short lists takes more of them. The busiest lane
+// then carries ~4-15% more than the mean (a simulation with the same lists), and the tiles in flight still come
+// from a few (batch, head) pairs at a time, so their keys stay in L2, as with the static order.
+//
+// The counter needs no reset between launches: each launch makes exactly num_tiles fetches (every lane that has a
+// first tile fetches until a fetch fails, once per failure, and succeeds num_tiles - slots times), so the fetch
+// that returns num_tiles - 1 is the launch's last, and its thread puts the counter back to 0 for the next launch on
+// the stream. The counter is therefore private to one stream (stream_tile_counter in tile_counter.cu hands them out).
+#pragma once
+
+#include <cstdint>
+
+#include <cutlass/arch/barrier.h>
+
+namespace sparvar::attention_cuda {
+
+// The lane's tile after `tile`: static when counter is null.
+__device__ __forceinline__ int next_tile(int* counter, int num_tiles, int num_slots, int tile) {
+  if (!counter) return tile + num_slots;
+  const int taken = atomicAdd(counter, 1);
+  if (taken == num_tiles - 1) atomicExch(counter, 0);  // this launch's last fetch (see above)
+  return num_slots + taken;
+}
+
+// A two-entry ring of tile ids in shared memory: the producer posts each tile it starts (-1 when it has no more),
+// the consumer warpgroup takes them in order. full: one producer arrival; empty: the consumer's 128 threads.
+struct TileMailbox {
+  uint64_t full[2], empty[2];
+  int id[2];
+};
+
+__device__ __forceinline__ void init_tile_mailbox(TileMailbox& m) {
+  for (int s = 0; s < 2; ++s) {
+    cutlass::arch::ClusterBarrier::init(&m.full[s], 1);
+    cutlass::arch::ClusterBarrier::init(&m.empty[s], 128);
+  }
+}
+
+// One side's position in the mailbox ring.
+struct MailboxPos {
+  int slot = 0;
+  uint32_t phase = 0;
+  __device__ void advance() {
+    slot ^= 1;
+    if (slot == 0) phase ^= 1;
+  }
+};
+
+__device__ __forceinline__ void post_tile(TileMailbox& m, MailboxPos& pos, int tile) {
+  cutlass::arch::ClusterBarrier::wait(&m.empty[pos.slot], pos.phase ^ 1);
+  asm volatile("" ::: "memory");  // the mbarrier asm carries no memory clobber: keep the store between them
+  *reinterpret_cast<volatile int*>(&m.id[pos.slot]) = tile;
+  asm volatile("" ::: "memory");
+  cutlass::arch::ClusterBarrier::arrive(&m.full[pos.slot]);  // release: the id is visible to whoever waits
+  pos.advance();
+}
+
+__device__ __forceinline__ int take_tile(TileMailbox& m, MailboxPos& pos) {
+  cutlass::arch::ClusterBarrier::wait(&m.full[pos.slot], pos.phase);
+  asm volatile("" ::: "memory");
+  const int tile = *reinterpret_cast<volatile int*>(&m.id[pos.slot]);
+  asm volatile("" ::: "memory");
+  cutlass::arch::ClusterBarrier::arrive(&m.empty[pos.slot]);
+  pos.advance();
+  return tile;
+}
+
+}  // namespace sparvar::attention_cuda
