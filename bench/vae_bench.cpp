@@ -3,10 +3,10 @@
 // images, bf16 on the GPU, random weights made in-process (no files); --vae FILE decodes with an official checkpoint
 // instead. Each variant gets a fresh backend (NHWC once per SPARVAR_CONV_NHWC_FUSE setting: all, bias, none; see
 // src/backend/cuda/cudnn_runner.h), warm-up decodes (cuDNN graphs, GEMM plans), then --repeat timed decodes; the
-// time is the wall clock of decode() on a latent already on the device, up to the host image (download and clamp
-// included, as the pipeline sees it). Prints best and median ms, speedup over NCHW, the first decode (which builds
-// the cuDNN graphs and GEMM plans: a cold start pays it), peak GPU memory, and how far each image is from the NCHW
-// one (max |a - b| / max |b|, relative L2).
+// time is the wall clock of decode() on a latent already on the device, up to the host F32 image (download and clamp
+// included; the pipeline itself finishes an 8-bit image on the device instead, decode_rgb8). Prints best and median
+// ms, speedup over NCHW, the first decode (which builds the cuDNN graphs and GEMM plans: a cold start pays it), peak
+// GPU memory, and how far each image is from the NCHW one (max |a - b| / max |b|, relative L2).
 // SPARVAR_CUDNN_LOG=1 shows which cuDNN graph (fused or not) every convolution got.
 //   vae_bench [--preset vae_d32,vae_d56] [--vae FILE] [--size 1024] [--batch 1] [--warmup 2] [--repeat 5]
 //             [--fuse all,bias,none] [--device cuda|cpu] [--dtype bf16|f32] [--seed 1]

@@ -14,9 +14,10 @@
 //  - in/out aliasing (y the same tensor as x) is allowed for elementwise ops (activation, add, mul,
 //    adaln_modulate, rope, l2_normalize, softmax, norms (group_norm_nhwc too), layer_norm_modulate,
 //    gated_residual's and gated_residual_norm's y), not for linear, attention, conv2d, conv2d_nhwc, resample,
-//    upsample_nearest_nhwc, permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes, nor for
-//    gated_residual_norm's h;
-//  - integer tensors: sample_bits and bits_to_codes take U8 bits (both backends store U8 tensors for them).
+//    upsample_nearest_nhwc, permute, copy_slice, qkv_to_attention, sample_bits, bits_to_codes, image_to_rgb8, nor
+//    for gated_residual_norm's h;
+//  - integer tensors: sample_bits and bits_to_codes take U8 bits, image_to_rgb8 writes U8 (both backends store U8
+//    tensors for them).
 #pragma once
 
 #include <functional>
@@ -31,6 +32,8 @@ namespace sparvar {
 
 enum class Activation { None, GeluTanh, Silu };
 enum class ResampleMode { Nearest, Bilinear, Bicubic, Area };
+// How image_to_rgb8 reads its image: [B, C, H, W] or channels last [B, H, W, C].
+enum class ImageLayout { Nchw, Nhwc };
 
 // Block mask over scales for dense attention. Query rows [q_ends[s-1], q_ends[s]) (q_ends[-1] = 0) see key
 // columns [0, k_ends[s]). Empty = every query sees every key. Used for the whole-sequence (teacher-forced)
@@ -140,6 +143,8 @@ class Backend {
   virtual Tensor upload(const Tensor& host, DType dtype) = 0;
   // A host copy of t, converted to F32.
   virtual Tensor download(const Tensor& t) = 0;
+  // A host copy of t in its own dtype, the bytes as stored (e.g. a U8 image, a quarter of its F32 bytes).
+  virtual Tensor download_raw(const Tensor& t) = 0;
   // dst = src converted (same element count, any float dtypes; both on this backend).
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
   virtual void synchronize() = 0;
@@ -276,6 +281,16 @@ class Backend {
   // Nearest-neighbour upsampling by whole factors: x [N, H, W, C] (H, W > 0) -> y [N, fy * H, fx * W, C], the
   // factors fy, fx >= 1 read from the shapes; y[n, i, j, c] = x[n, i / fy, j / fx, c].
   virtual void upsample_nearest_nhwc(const Tensor& x, Tensor& y);
+
+  // ---- the finished image ------------------------------------------------------------------------------
+  // A decoded image (values in [-1, 1] give the full range) -> 8-bit RGB, on the backend, so a quarter of F32's
+  // bytes go to the host and no host pass is left: rgb[b, y, x, c] = trunc((clamp(v, -1, 1) + 1) / 2 * 255) in fp32
+  // arithmetic (NaN -> 0; backend/rgb8.h), v = channel c of pixel (y, x): image [B, 3, H, W] (Nchw) or [B, H, W, C],
+  // C >= 3, channels past the third ignored (Nhwc: the decoder's conv_out output, zero-padded channels). The image is
+  // F32, BF16 or F16 whatever the backend computes in (the CPU backend takes host tensors of each); rgb U8
+  // [B, H, W, 3], disjoint from image. Bit for bit what the BSQ-VAE decoder's host path gave (to_uint8_rgb after the
+  // clamp of image_to_host) on every backend.
+  virtual void image_to_rgb8(const Tensor& image, ImageLayout layout, Tensor& rgb) = 0;
 };
 
 // Backend::record's fallback: the body, run again at every replay.

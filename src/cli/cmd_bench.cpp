@@ -42,9 +42,9 @@ struct BenchFlags {
 };
 
 struct Run {
-  // total_ms: to the image on the host (F32, clamped; what generate writes as PNG). on_device_ms: to the decoded
-  // image on the GPU, where the official pipeline's timing ends (bench/infinity_e2e/official_infinity.py: its
-  // uint8 image stays on the GPU); the rest of total_ms is the image's copy to the host.
+  // total_ms: to the U8 RGB image on the host (what generate writes as PNG). on_device_ms: to the decoded U8 image
+  // on the GPU, where the official pipeline's timing ends (bench/infinity_e2e/official_infinity.py: its uint8 image
+  // stays on the GPU); the rest of total_ms is the image's copy to the host.
   double total_ms = 0, on_device_ms = 0, condition_ms = 0, scales_ms = 0, vae_ms = 0;
   std::vector<double> scale_ms;
 };
@@ -220,15 +220,17 @@ int run_bench(const BenchFlags& f) {
       const TraceRange trace_run(fmt::format("bench run {}", i + 1));
       const auto start = Clock::now();
       // The decode is queued right behind the last scale (its host side overlaps the scales' device time) and
-      // timed by device events; the summed codes are on the VAE's latent grid (d56: unpatchified).
+      // timed by device events; the summed codes are on the VAE's latent grid (d56: unpatchified). It ends in the
+      // 8-bit image on the device, so the total is up to the U8 image on the host, as generate's.
       bsq_vae::BsqVaeDecoder::Queued decoded;
       o.on_codes_queued = [&](const Tensor& summed) {
-        decoded = vae.decode_queued(summed.view({summed.dim(0), summed.dim(1), summed.dim(3), summed.dim(4)}));
+        decoded = vae.decode_queued(summed.view({summed.dim(0), summed.dim(1), summed.dim(3), summed.dim(4)}),
+                                    bsq_vae::BsqVaeDecoder::Output::Rgb8);
       };
       const infinity::GenerateResult g = model.generate(text, o, runner.get());
       Run run;
       run.on_device_ms = ms_since(start);  // generate has waited for the device, the queued decode included
-      const Tensor image = vae.image_to_host(decoded.image);
+      const Tensor image = vae.rgb8_to_host(decoded.rgb8);  // U8 [B, H, W, 3]
       run.vae_ms = decoded.device_ms();
       run.total_ms = ms_since(start);
       run.condition_ms = g.text_ms;
@@ -244,7 +246,7 @@ int run_bench(const BenchFlags& f) {
                                       backend->device() == Device::CUDA ? graph_note(g) : "").c_str());
       std::fflush(stdout);
       if (i >= f.warmup) mr.runs.push_back(run);
-      if (i + 1 == f.warmup + f.repeat) mr.image = bsq_vae::to_uint8_rgb(image);
+      if (i + 1 == f.warmup + f.repeat) mr.image = image;
     }
     results.push_back(std::move(mr));
     model.release_plan();  // this mode's state (and recordings) go before the next mode's runner is made

@@ -108,7 +108,7 @@ void write_png_images(const fs::path& out, const GenerateFlags& f, const fs::pat
   SPARVAR_CHECK(!vae.empty(), "writing {} needs the BSQ-VAE decoder: pass --vae FILE (or write .npy codes)", out.string());
   auto decoder = bsq_vae::BsqVaeDecoder::load(vae, backend, backend.device() == Device::CPU ? DType::F32 : DType::BF16);
   const Tensor codes = summed.view({summed.dim(0), summed.dim(1), summed.dim(3), summed.dim(4)});
-  const Tensor rgb = bsq_vae::to_uint8_rgb(decoder.decode(codes));  // [B, H, W, 3]
+  const Tensor rgb = decoder.decode_rgb8(codes);  // [B, H, W, 3]
   const int64_t B = rgb.dim(0), H = rgb.dim(1), W = rgb.dim(2);
   for (int64_t b = 0; b < B; ++b) {
     fs::path p = out;

@@ -87,5 +87,7 @@ void run_fused_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& 
 // The skinny GEMM called directly: every configuration, the dispatch from linear, what it declines
 // (test_backend_ops_skinny.cpp).
 void run_skinny_checks(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
+// image_to_rgb8 bit for bit against the CPU, download_raw, bad inputs to image_to_rgb8 (test_backend_ops_rgb8.cpp).
+void run_rgb8_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
 
 }  // namespace sparvar::backend_ops

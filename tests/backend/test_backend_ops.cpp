@@ -11,7 +11,8 @@
 // conv2d, attention), where the summation order differs between OpenBLAS and cuBLAS/our kernels.
 //
 // The fused ops with several outputs or integer tensors (qkv_to_attention, copy_slice, sample_bits,
-// bits_to_codes, linear_residual, gated_residual_norm) and the timing events are in test_backend_ops_fused.cpp.
+// bits_to_codes, linear_residual, gated_residual_norm) and the timing events are in test_backend_ops_fused.cpp;
+// image_to_rgb8 (U8 output, bit for bit) and download_raw in test_backend_ops_rgb8.cpp.
 //
 // conv2d, conv2d_nhwc and attention run twice: on the default paths (cuDNN for BF16 attention and every conv; see
 // src/backend/cuda/cudnn_runner.h) and, marked [ours], on a second backend with SPARVAR_CONV=im2col and
@@ -774,6 +775,7 @@ int main(int argc, char** argv) {
     }
     run_fused_cases(*cpu, *gpu, options, tally);
     run_skinny_checks(*cpu, *gpu, options, tally);
+    run_rgb8_cases(*cpu, *gpu, options, tally);
     // linear with a few rows once more on cuBLASLt (SPARVAR_SKINNY_GEMM=0: the engine's default).
     {
       const char* before = std::getenv("SPARVAR_SKINNY_GEMM");

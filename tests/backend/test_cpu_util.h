@@ -63,6 +63,18 @@ inline void expect_identical(const Tensor& got, const Tensor& want, const std::s
                         << (first < b.size() ? b[first] : 0.0f) << ")";
 }
 
+// Expects fn to throw an Error whose message contains every fragment.
+template <typename Fn>
+void expect_error_message(Fn&& fn, std::initializer_list<std::string> fragments) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const std::string& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+  }
+}
+
 #define EXPECT_CLOSE(out, ref) EXPECT_LT(::sparvar::test::rel_error(out, ref), 1e-5)
 
 class CpuBackendTest : public ::testing::Test {

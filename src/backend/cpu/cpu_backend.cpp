@@ -44,6 +44,12 @@ Tensor CpuBackend::download(const Tensor& t) {
   return t.to_dtype(DType::F32);
 }
 
+Tensor CpuBackend::download_raw(const Tensor& t) {
+  SPARVAR_CHECK(t.defined(), "download_raw: tensor is missing (undefined tensor)");
+  SPARVAR_CHECK(t.device() == Device::CPU, "download_raw: {} is not on the cpu backend", t.describe());
+  return t.clone();
+}
+
 void CpuBackend::copy(const Tensor& src, Tensor& dst) {
   SPARVAR_CHECK(src.defined() && dst.defined(), "copy: source or destination is missing (undefined tensor)");
   SPARVAR_CHECK(src.device() == Device::CPU && dst.device() == Device::CPU,

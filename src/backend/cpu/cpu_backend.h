@@ -5,8 +5,9 @@
 //
 // Storage policy: the CPU backend holds F32 tensors, and U8 for sampled bits. empty() and upload() refuse any
 // other dtype (a bf16 upload on the CPU would only lose precision for nothing); upload() accepts host tensors
-// of any numeric dtype and converts them. download() returns an F32 host copy. qkv_to_attention's I32 row maps
-// are plain host tensors (Tensor::empty).
+// of any numeric dtype and converts them. download() returns an F32 host copy, download_raw() a copy as it is.
+// qkv_to_attention's I32 row maps are plain host tensors (Tensor::empty); image_to_rgb8 also takes BF16 / F16 host
+// images (the decoder's output downloaded from another backend, tests of the CUDA path's inputs).
 #pragma once
 
 #include "backend/backend.h"
@@ -25,6 +26,7 @@ class CpuBackend final : public Backend {
   Tensor empty(const Shape& shape, DType dtype) override;
   Tensor upload(const Tensor& host, DType dtype) override;
   Tensor download(const Tensor& t) override;
+  Tensor download_raw(const Tensor& t) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void synchronize() override {}
   void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) override;
@@ -67,6 +69,8 @@ class CpuBackend final : public Backend {
   void group_norm_nhwc(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Activation act,
                        Tensor& y) override;
   void upsample_nearest_nhwc(const Tensor& x, Tensor& y) override;
+
+  void image_to_rgb8(const Tensor& image, ImageLayout layout, Tensor& rgb) override;  // image_rgb8.cpp
 
   ThreadPool& pool() { return pool_; }
 

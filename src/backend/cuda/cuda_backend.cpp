@@ -136,23 +136,23 @@ Tensor CudaBackend::upload(const Tensor& host, DType dtype) {
 Tensor CudaBackend::download(const Tensor& t) {
   SPARVAR_CHECK(t.defined(), "download: tensor is missing (undefined tensor)");
   SPARVAR_CHECK(t.device() == Device::CUDA, "download: {} is not on the cuda backend", t.describe());
+  if (t.dtype() == DType::F32) return download_raw(t);
+  if (t.numel() == 0) return Tensor::empty(t.shape(), DType::F32);
+  if (!is_device_float(t.dtype())) return download_raw(t).to_dtype(DType::F32);  // integers: converted on the host
   make_current();
-  Tensor host = Tensor::empty(t.shape(), DType::F32);
+  const Tensor f32 = empty(t.shape(), DType::F32);  // freed in stream order, after the copy
+  launch_convert(t.data(), t.dtype(), f32.data(), DType::F32, t.numel(), stream_);
+  return download_raw(f32);
+}
+
+Tensor CudaBackend::download_raw(const Tensor& t) {
+  SPARVAR_CHECK(t.defined(), "download_raw: tensor is missing (undefined tensor)");
+  SPARVAR_CHECK(t.device() == Device::CUDA, "download_raw: {} is not on the cuda backend", t.describe());
+  make_current();
+  Tensor host = Tensor::empty(t.shape(), t.dtype());
   if (t.numel() == 0) return host;
-  if (t.dtype() == DType::F32) {
-    CUDA_CHECK(cudaMemcpyAsync(host.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-  } else if (is_device_float(t.dtype())) {
-    const Tensor f32 = empty(t.shape(), DType::F32);  // freed in stream order, after the copy
-    launch_convert(t.data(), t.dtype(), f32.data(), DType::F32, t.numel(), stream_);
-    CUDA_CHECK(cudaMemcpyAsync(host.data(), f32.data(), host.nbytes(), cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-  } else {
-    Tensor raw = Tensor::empty(t.shape(), t.dtype());
-    CUDA_CHECK(cudaMemcpyAsync(raw.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    convert_elements(raw.data(), raw.dtype(), host.data(), DType::F32, static_cast<size_t>(t.numel()));
-  }
+  CUDA_CHECK(cudaMemcpyAsync(host.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
   return host;
 }
 

@@ -29,6 +29,7 @@ class CudaBackend final : public Backend {
   Tensor empty(const Shape& shape, DType dtype) override;
   Tensor upload(const Tensor& host, DType dtype) override;
   Tensor download(const Tensor& t) override;
+  Tensor download_raw(const Tensor& t) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void synchronize() override;
   void copy_slice(const Tensor& src, Tensor& dst, int dim, int64_t offset) override;
@@ -82,6 +83,8 @@ class CudaBackend final : public Backend {
   void group_norm_nhwc(const Tensor& x, int groups, const Tensor* w, const Tensor* b, float eps, Activation act,
                        Tensor& y) override;
   void upsample_nearest_nhwc(const Tensor& x, Tensor& y) override;
+
+  void image_to_rgb8(const Tensor& image, ImageLayout layout, Tensor& rgb) override;  // image_rgb8.cpp
 
   cudaStream_t stream() const { return stream_; }
   // How tensors are allocated (SPARVAR_CUDA_ALLOC, read when the backend is made).

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/rgb8.h"
 #include "core/dtype.h"
 
 namespace sparvar::cuda {
@@ -114,5 +115,10 @@ struct ResampleGeometry {
 };
 void launch_resample(DType dtype, KernelResample mode, const void* x, void* y, const ResampleGeometry& g,
                      cudaStream_t stream);
+
+// ---- image_rgb8.cu
+// Backend::image_to_rgb8: rgb [images * pixels, 3] from the F32 / BF16 / F16 image laid out as `source` says.
+void launch_image_to_rgb8(DType dtype, const void* image, uint8_t* rgb, const Rgb8Source& source,
+                          cudaStream_t stream);
 
 }  // namespace sparvar::cuda

@@ -50,7 +50,7 @@ Tensor BsqVaeDecoder::to_backend(const Tensor& codes) {
   return converted;
 }
 
-BsqVaeDecoder::Queued BsqVaeDecoder::decode_queued(const Tensor& codes) {
+BsqVaeDecoder::Queued BsqVaeDecoder::decode_queued(const Tensor& codes, Output output) {
   SPARVAR_CHECK(codes.defined() && dtype_is_float(codes.dtype()), "BSQ-VAE decode: codes must be a float tensor");
   SPARVAR_CHECK(codes.ndim() == 4 && codes.dim(1) == cfg_.codebook_dim && codes.dim(2) > 0 && codes.dim(3) > 0,
                 "BSQ-VAE decode: codes {} must be [B, {}, h, w] (summed codes on the latent grid){}",
@@ -58,23 +58,46 @@ BsqVaeDecoder::Queued BsqVaeDecoder::decode_queued(const Tensor& codes) {
                 codes.ndim() == 4 && codes.dim(1) == 4 * cfg_.codebook_dim
                     ? "; these look 2x2-patchified: unpatchify_codes() first"
                     : "");
+  const bool rgb8 = output == Output::Rgb8;
+  SPARVAR_CHECK(!rgb8 || cfg_.out_channels == 3, "BSQ-VAE decode: an RGB image needs 3 output channels, the decoder "
+                "has {}", cfg_.out_channels);
   const TraceRange trace("vae");
   Queued q;
   q.start = be_->record_event();
   const Tensor on_backend = to_backend(codes);
-  q.image = layout_ == VaeLayout::Nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend);
+  const bool nhwc = layout_ == VaeLayout::Nhwc;
+  const Tensor out = nhwc ? decode_nhwc(on_backend) : decode_nchw(on_backend);
+  if (rgb8) {
+    // Straight from conv_out's output: on the NHWC path the permute back to NCHW and the channel copies are skipped.
+    const int64_t H = out.dim(nhwc ? 1 : 2), W = out.dim(nhwc ? 2 : 3);
+    q.rgb8 = be_->empty({out.dim(0), H, W, 3}, DType::U8);
+    be_->image_to_rgb8(out, nhwc ? ImageLayout::Nhwc : ImageLayout::Nchw, q.rgb8);
+  } else {
+    q.image = nhwc ? nhwc_to_image(out) : out;
+  }
   q.end = be_->record_event();
   return q;
 }
 
 Tensor BsqVaeDecoder::decode(const Tensor& codes) { return image_to_host(decode_queued(codes).image); }
 
+Tensor BsqVaeDecoder::decode_rgb8(const Tensor& codes) {
+  return rgb8_to_host(decode_queued(codes, Output::Rgb8).rgb8);
+}
+
 Tensor BsqVaeDecoder::image_to_host(const Tensor& image) const {
   Tensor img = be_->download(image);
-  // The clamp is cheap on the host copy we need anyway for the PNG.
+  // The clamp is cheap on the host copy we need anyway (the 8-bit path clamps on the backend).
   float* p = img.data_as<float>();
   std::transform(p, p + img.numel(), p, [](float v) { return std::clamp(v, -1.0f, 1.0f); });
   return img;
+}
+
+Tensor BsqVaeDecoder::rgb8_to_host(const Tensor& rgb8) const {
+  SPARVAR_CHECK(rgb8.defined() && rgb8.dtype() == DType::U8 && rgb8.ndim() == 4 && rgb8.dim(3) == 3,
+                "BSQ-VAE rgb8_to_host: expected decode_queued's U8 [B, H, W, 3] image (Output::Rgb8), got {}",
+                rgb8.describe());
+  return be_->download_raw(rgb8);
 }
 
 Tensor BsqVaeDecoder::decode_nchw(const Tensor& codes) {
@@ -104,8 +127,12 @@ Tensor BsqVaeDecoder::decode_nhwc(const Tensor& codes) {
     if (lvl.has_upsample) h = upsample2x_nhwc(be, h, lvl.upsample);
   }
   norm_silu_nhwc_in_place(be, h, w_.norm_out);
-  const Tensor out = conv_nhwc(be, h, w_.conv_out);  // [B, H, W, padded channels]
-  const int64_t H = out.dim(1), W = out.dim(2), padded = out.dim(3), C = cfg_.out_channels;
+  return conv_nhwc(be, h, w_.conv_out);  // [B, H, W, padded channels]
+}
+
+Tensor BsqVaeDecoder::nhwc_to_image(const Tensor& out) {
+  Backend& be = *be_;
+  const int64_t B = out.dim(0), H = out.dim(1), W = out.dim(2), padded = out.dim(3), C = cfg_.out_channels;
   Tensor planes = be.empty({B, padded, H, W}, dtype_);
   be.permute(out, {0, 3, 1, 2}, planes);
   if (padded == C) return planes;

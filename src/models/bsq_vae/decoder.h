@@ -3,7 +3,8 @@
 // Input: the codes the generation loop accumulates, [B, d, h, w] with d = codebook_dim (32 for d32, 14 for
 // d56), h x w the latent grid (the image is (h * patch) x (w * patch)). For d56 the transformer's token grid is
 // 2x2-patchified ([B, 56, h/2, w/2], pixel_unshuffle channel order); unpatchify_codes() turns that back into
-// the latent layout. Output: decoder(z) clamped to [-1, 1]; to_uint8_rgb() gives the official uint8 image.
+// the latent layout. Output: decoder(z) clamped to [-1, 1]; to_uint8_rgb() gives the official uint8 image, which
+// decode_rgb8() finishes on the backend instead (Backend::image_to_rgb8, the same bytes).
 // Activations are NCHW or channels-last (layout.h: NHWC by default on CUDA); the layout is chosen when the decoder
 // is made and changes nothing outside it.
 #pragma once
@@ -37,25 +38,38 @@ class BsqVaeDecoder {
   // codes [B, d, h, w] (host, or already on the backend) -> host F32 image [B, 3, h * patch, w * patch] in [-1, 1].
   // The same as image_to_host(decode_queued(codes).image).
   Tensor decode(const Tensor& codes);
-  // The decode's work queued on the backend (in the trace range "vae"), nothing waited for: the image [B, 3, H, W]
-  // on the backend, not yet clamped, between two backend events. Queued behind the transformer's last scale, its
-  // host side (the launches of ~300 ops) runs while the device is still busy with the scales instead of after them.
+  // codes -> host U8 [B, h * patch, w * patch, 3] RGB, bit for bit to_uint8_rgb(decode(codes)), finished on the
+  // backend: rgb8_to_host(decode_queued(codes, Output::Rgb8).rgb8).
+  Tensor decode_rgb8(const Tensor& codes);
+
+  // What decode_queued leaves on the backend: the float image (compare's and parity's measures) or the finished
+  // 8-bit RGB image (what a PNG needs: a quarter of the bytes to download and no host pass).
+  enum class Output { Float, Rgb8 };
+  // The decode's work queued on the backend (in the trace range "vae"), nothing waited for: the image on the
+  // backend, between two backend events. Queued behind the transformer's last scale, its host side (the launches of
+  // ~300 ops) runs while the device is still busy with the scales instead of after them.
   struct Queued {
-    Tensor image;
+    Tensor image;  // Output::Float: [B, 3, H, W], not yet clamped
+    Tensor rgb8;   // Output::Rgb8: U8 [B, H, W, 3] (Backend::image_to_rgb8, inside the events)
     std::unique_ptr<TimingEvent> start, end;
-    // The decode's device time; valid once the backend has waited for the end event (image_to_host does).
+    // The decode's device time; valid once the backend has waited for the end event (the *_to_host calls do).
     double device_ms() const { return end->ms_since(*start); }
   };
-  Queued decode_queued(const Tensor& codes);
+  Queued decode_queued(const Tensor& codes, Output output = Output::Float);
   // decode_queued's image -> host F32, clamped to [-1, 1] (waits for the device).
   Tensor image_to_host(const Tensor& image) const;
+  // decode_queued's rgb8 -> host U8 [B, H, W, 3] (waits for the device).
+  Tensor rgb8_to_host(const Tensor& rgb8) const;
 
  private:
   BsqVaeDecoder(VaeConfig cfg, DecoderWeights w, Backend& backend, DType dtype, VaeLayout layout);
   Tensor to_backend(const Tensor& codes);
-  // codes on the backend -> image [B, out_channels, H, W] on the backend.
+  // codes on the backend -> the decoder's output as its layout leaves it: [B, out_channels, H, W] (NCHW), or
+  // conv_out's channels-last [B, H, W, padded channels] (NHWC, see channels_last.h).
   Tensor decode_nchw(const Tensor& codes);
   Tensor decode_nhwc(const Tensor& codes);
+  // decode_nhwc's output -> the image [B, out_channels, H, W] (the padding channels dropped).
+  Tensor nhwc_to_image(const Tensor& out);
 
   VaeConfig cfg_;
   DecoderWeights w_;  // in the layout's form (channels_last.h for NHWC)
@@ -69,7 +83,7 @@ class BsqVaeDecoder {
 Tensor unpatchify_codes(Backend& backend, const Tensor& tokens);
 
 // Host F32 [B, 3, H, W] in [-1, 1] -> host U8 [B, H, W, 3] RGB: (x + 1) / 2 * 255 truncated, as the official
-// script does (it then flips to BGR for cv2; we keep RGB).
+// script does (it then flips to BGR for cv2; we keep RGB). The reference for decode_rgb8's device path.
 Tensor to_uint8_rgb(const Tensor& image);
 
 }  // namespace sparvar::bsq_vae

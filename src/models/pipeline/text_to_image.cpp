@@ -96,10 +96,12 @@ TextToImageResult TextToImage::generate(const std::vector<std::string>& prompts,
       o.on_progress({Progress::Phase::Scale, s.scale, s.num_scales, s.grid, s.ms});
     };
   // The decode is queued right behind the last scale, so its host side overlaps the scales' device time (with
-  // sync_each_scale the device is idle by then, and this changes nothing); it is timed by device events.
+  // sync_each_scale the device is idle by then, and this changes nothing); it is timed by device events and ends in
+  // the 8-bit image on the backend.
   bsq_vae::BsqVaeDecoder::Queued decoded;
   g.on_codes_queued = [&](const Tensor& s) {
-    decoded = bundle_.vae().decode_queued(s.view({s.dim(0), s.dim(1), s.dim(3), s.dim(4)}));
+    decoded = bundle_.vae().decode_queued(s.view({s.dim(0), s.dim(1), s.dim(3), s.dim(4)}),
+                                          bsq_vae::BsqVaeDecoder::Output::Rgb8);
   };
   const infinity::GenerateResult gen = model.generate(text, g, o.runner);
   r.timings.condition_ms = gen.text_ms;
@@ -109,7 +111,7 @@ TextToImageResult TextToImage::generate(const std::vector<std::string>& prompts,
   r.summed_codes = gen.summed_codes;
 
   // ---- decoder (queued above) ----
-  r.images = bsq_vae::to_uint8_rgb(bundle_.vae().image_to_host(decoded.image));
+  r.images = bundle_.vae().rgb8_to_host(decoded.rgb8);
   r.timings.vae_ms = decoded.device_ms();
   if (o.on_progress) o.on_progress({Progress::Phase::Decode, 0, 0, {}, r.timings.vae_ms});
   r.timings.total_ms = ms_since(t_start);

@@ -20,9 +20,11 @@
 #include "io/safetensors.h"
 #include "models/bsq_vae/decoder.h"
 #include "models/bsq_vae/keys.h"
+#include "random_codes.h"
 
 using namespace sparvar;
 using namespace sparvar::bsq_vae;
+using sparvar::test::random_codes;
 
 namespace {
 
@@ -113,15 +115,6 @@ class ScopedEnv {
   const char* name_;
   std::optional<std::string> old_;
 };
-
-// Seeded normal codes [B, d, h, w] on the host (the decoder takes any float codes; BSQ's are +-1/sqrt(d) sums).
-Tensor random_codes(const Shape& shape, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (float& x : v) x = normal(gen);
-  return Tensor::from_floats(shape, v);
-}
 
 // The same decoder (one set of weights) in both layouts on `be`: relative L2 and max abs difference of the images.
 test::Diff layouts_differ(Backend& be, DType dtype, const VaeConfig& cfg, const DecoderWeights& w,

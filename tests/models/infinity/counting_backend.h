@@ -48,6 +48,10 @@ class CountingBackend final : public Backend {
     ++downloads;
     return inner_->download(t);
   }
+  Tensor download_raw(const Tensor& t) override {
+    ++downloads;
+    return inner_->download_raw(t);
+  }
   void copy(const Tensor& s, Tensor& d) override { inner_->copy(s, d); }
   void synchronize() override {
     ++syncs;
@@ -98,6 +102,7 @@ class CountingBackend final : public Backend {
     inner_->group_norm(x, g, w, b, eps, y);
   }
   void resample(const Tensor& x, ResampleMode m, Tensor& y) override { inner_->resample(x, m, y); }
+  void image_to_rgb8(const Tensor& x, ImageLayout l, Tensor& rgb) override { inner_->image_to_rgb8(x, l, rgb); }
 
  private:
   // The same memory, with its bytes counted while any view of it lives.
