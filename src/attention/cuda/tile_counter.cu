@@ -34,20 +34,20 @@ cudaError_t stream_tile_counter(cudaStream_t stream, int** counter) {
   cudaError_t status = cudaGetDevice(&device);
   if (status != cudaSuccess) return status;
   static std::mutex mutex;
-  static std::map<std::pair<int, cudaStream_t>, int> slots;  // (device, stream) -> counter index
-  static std::map<int, int> used;                             // device -> counters handed out
+  static std::map<std::pair<int, cudaStream_t>, int*> counters;  // (device, stream) -> its counter
+  static std::map<int, int> used;                                // device -> counters handed out
   const std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_pair(device, stream);
-  auto it = slots.find(key);
-  if (it == slots.end()) {
+  auto it = counters.find(key);
+  if (it == counters.end()) {  // the symbol's address is looked up once per stream, not at every launch
     int& n = used[device];
     if (n == kCounters) return cudaSuccess;  // more streams than counters: this one keeps the static order
-    it = slots.emplace(key, n++).first;
+    void* base = nullptr;
+    status = cudaGetSymbolAddress(&base, g_tile_counters);
+    if (status != cudaSuccess) return status;
+    it = counters.emplace(key, static_cast<int*>(base) + n++).first;
   }
-  void* base = nullptr;
-  status = cudaGetSymbolAddress(&base, g_tile_counters);
-  if (status != cudaSuccess) return status;
-  *counter = static_cast<int*>(base) + it->second;
+  *counter = it->second;
   return cudaSuccess;
 }
 
