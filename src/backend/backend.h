@@ -130,6 +130,16 @@ struct LayerNormSpec {
   }
 };
 
+// A layer's cross-attention text folded into its projections (Backend::fold_cross_attention), Lp keys per head (the
+// text length rounded up; keys past a row's length are masked by kb):
+//   kf [B, H * Lp, C]   the keys through the q projection
+//   kb F32 [B, H * Lp]  the q projection's bias against each key, -inf where masked
+//   vf [B, C, H * Lp]   the values through the output projection
+struct FoldedText {
+  Tensor kf, kb, vf;
+  int64_t heads = 0, keys = 0;  // H, Lp
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -231,6 +241,25 @@ class Backend {
   virtual void qkv_to_attention(const Tensor& qkv, const Tensor* q_scale, const Tensor& cos, const Tensor& sin,
                                 float eps, int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache,
                                 const QkvRowMap* rows = nullptr) = 0;
+
+  // ---- cross-attention to a short text, folded into its projections (Infinity) ----------------------------
+  // softmax(q k^T) v with q = x wq^T + bq and the output projection wp: per head h, q k_j = x (wq_h^T k_j) + bq_h k_j
+  // and (p v) wp_h^T = p (v wp_h^T). With the text's keys and values multiplied through the projections once per
+  // image, a token needs 4 * H * Lp * C FLOPs instead of 4 * C * C + attention: 2-4x less for Lp <= D / 2.
+  // fold_cross_attention: k, v [B, H, L, D] (a layer's text keys and values), lengths[b] in [1, L] (valid keys of
+  // row b), wq [H * D, C] and bq [H * D] (the q projection), wp [C, H * D] (the output projection) into `folded`
+  // (tensors allocated by the caller, keys = Lp >= L):
+  //   kf[b, h*Lp + j, :] = sum_d k[b, h, j, d] wq[h*D + d, :]    (0 for j >= L)
+  //   kb[b, h*Lp + j]    = sum_d k[b, h, j, d] bq[h*D + d]       (-inf for j >= lengths[b])
+  //   vf[b, :, h*Lp + j] = sum_d wp[:, h*D + d] v[b, h, j, d]    (0 for j >= L)
+  // The default computes it on the host in double precision (the reference); CUDA with cuBLASLt.
+  virtual void fold_cross_attention(const Tensor& k, const Tensor& v, const std::vector<int32_t>& lengths,
+                                    const Tensor& wq, const Tensor& bq, const Tensor& wp, FoldedText& folded);
+  // x += P vf^T + bias with P = softmax(scale * (h kf^T + kb)) over each head's Lp columns: the cross-attention of
+  // h [B, N, C] to the folded text, added to x [B, N, C]. bias [C] (wp's) or null. scores F32 and probs (x's dtype)
+  // [B, N, H * Lp] and scratch [B, N, C] are the caller's scratch, overwritten. The default works on the host.
+  virtual void folded_cross_attention(const Tensor& h, const FoldedText& folded, float scale, const Tensor* bias,
+                                      Tensor& x, Tensor& scores, Tensor& probs, Tensor& scratch);
 
   // ---- sampling (Infinity's bitwise head) -----------------------------------------------------------------
   // raw [R, N, 2 * D]: the head's logits, two per bit (bit j: 2j for 0, 2j + 1 for 1); R = B, or 2B for CFG
@@ -336,3 +365,5 @@ void reset_gpu_memory_peak();
 #include "backend/linear_residual.h"
 // The default gated_residual_norm (the same way).
 #include "backend/gated_residual_norm.h"
+// The default (host) cross-attention folding (the same way).
+#include "backend/cross_attention_fold.h"

@@ -89,5 +89,7 @@ void run_fused_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& 
 void run_skinny_checks(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
 // image_to_rgb8 bit for bit against the CPU, download_raw, bad inputs to image_to_rgb8 (test_backend_ops_rgb8.cpp).
 void run_rgb8_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
+// The folded cross-attention's two ops against the CPU's default bodies (test_backend_ops_xattn.cpp).
+void run_xattn_fold_cases(Backend& cpu, Backend& gpu, const Options& options, Tally& tally);
 
 }  // namespace sparvar::backend_ops

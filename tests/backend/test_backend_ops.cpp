@@ -776,6 +776,7 @@ int main(int argc, char** argv) {
     run_fused_cases(*cpu, *gpu, options, tally);
     run_skinny_checks(*cpu, *gpu, options, tally);
     run_rgb8_cases(*cpu, *gpu, options, tally);
+    run_xattn_fold_cases(*cpu, *gpu, options, tally);
     // linear with a few rows once more on cuBLASLt (SPARVAR_SKINNY_GEMM=0: the engine's default).
     {
       const char* before = std::getenv("SPARVAR_SKINNY_GEMM");

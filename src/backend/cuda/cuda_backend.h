@@ -66,6 +66,12 @@ class CudaBackend final : public Backend {
                         int64_t offset, Tensor& q, Tensor& k_cache, Tensor& v_cache,
                         const QkvRowMap* rows = nullptr) override;
 
+  // cuBLASLt: batched products over the heads, the scores in fp32, our per-head softmax (cross_attention_fold.cpp).
+  void fold_cross_attention(const Tensor& k, const Tensor& v, const std::vector<int32_t>& lengths, const Tensor& wq,
+                            const Tensor& bq, const Tensor& wp, FoldedText& folded) override;
+  void folded_cross_attention(const Tensor& h, const FoldedText& folded, float scale, const Tensor* bias, Tensor& x,
+                              Tensor& scores, Tensor& probs, Tensor& scratch) override;
+
   void sample_bits(const Tensor& raw, const BitSampling& params, const Tensor* uniforms, Tensor* bits,
                    Tensor* logits) override;
   void bits_to_codes(const Tensor& bits, int patch, float zero, float one, Tensor& codes) override;

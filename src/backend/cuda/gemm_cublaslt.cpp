@@ -117,7 +117,7 @@ GemmRunner::Plan* GemmRunner::plan_for(const GemmShape& s) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof(type)));
   plan->a = make_layout(type, s.trans_a ? s.k : s.m, s.trans_a ? s.m : s.k, s.lda, s.batch, s.stride_a);
   plan->b = make_layout(type, s.trans_b ? s.n : s.k, s.trans_b ? s.k : s.n, s.ldb, s.batch, s.stride_b);
-  plan->d = make_layout(type, s.m, s.n, s.ldc, s.batch, s.stride_c);
+  plan->d = make_layout(s.f32_out ? CUDA_R_32F : type, s.m, s.n, s.ldc, s.batch, s.stride_c);
 
   cublasLtMatmulPreference_t pref = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));

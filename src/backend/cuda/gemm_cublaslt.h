@@ -17,7 +17,7 @@ namespace sparvar::cuda {
 enum class GemmEpilogue { None, Bias, Gelu, GeluBias };
 
 // D[m, n] (column-major, ldc) = op(A)[m, k] op(B)[k, n] (+ bias[m], GELU), `batch` times with the strides.
-// A, B, D share `dtype` (F32 or BF16), as does bias; accumulation and compute are fp32.
+// A, B, D share `dtype` (F32 or BF16), as does bias (D: F32 with f32_out); accumulation and compute are fp32.
 // Residual products (linear_residual): D = op(A) op(B) + C (+ bias), C laid out like D (C = D in place).
 struct GemmShape {
   bool trans_a = false, trans_b = false;
@@ -30,10 +30,12 @@ struct GemmShape {
   uint32_t alignment = 16;  // the smallest alignment (bytes, <= 16) of A, B, D and bias
   bool a_is_weight = false;  // A is a layer's weight (linear): decides whether a few-FLOP product is tuned
   bool accumulate = false;  // beta = 1: C is read (GemmOperands::c)
+  bool f32_out = false;  // D (and C) in F32 while A and B are `dtype` (scores kept in fp32 for a softmax)
 
   auto key() const {
     return std::tuple(trans_a, trans_b, m, n, k, lda, ldb, ldc, batch, stride_a, stride_b, stride_c,
-                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment, a_is_weight, accumulate);
+                      static_cast<int>(dtype), static_cast<int>(epilogue), alignment, a_is_weight, accumulate,
+                      f32_out);
   }
 };
 

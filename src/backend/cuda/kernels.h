@@ -67,6 +67,15 @@ void launch_softmax(DType dtype, const void* x, void* y, int64_t rows, int64_t c
 void launch_permute(size_t esize, const void* x, void* y, const std::vector<int64_t>& in_shape,
                     const std::vector<int>& perm, cudaStream_t stream);
 
+// ---- cross_attention_fold.cu
+// kb[h * keys_padded + j] = k[h, j, :] . bq[h * dim : (h + 1) * dim] for j < length, else -inf; k [heads, keys, dim].
+void launch_fold_key_bias(DType dtype, const void* k, const void* bq, float* kb, int heads, int keys, int keys_padded,
+                          int dim, int length, cudaStream_t stream);
+// probs = per-head softmax(scale * (scores + kb[row / tokens])) over runs of `keys` columns; scores F32, kb F32
+// [rows / tokens, heads * keys], probs of `dtype` [rows, heads * keys].
+void launch_head_softmax(DType dtype, const float* scores, const float* kb, void* probs, int64_t rows, int64_t tokens,
+                         int heads, int keys, float scale, cudaStream_t stream);
+
 // ---- qkv_attention.cu
 struct QkvArgs {
   int64_t batch, tokens, heads, head_dim;  // qkv [batch, tokens, 3 * heads * head_dim]

@@ -10,6 +10,31 @@ constexpr float kL2Eps = 1e-12f;  // F.normalize's default
 
 enum Mod { G1 = 0, G2 = 1, S1 = 2, S2 = 3, B1 = 4, B2 = 5 };
 
+// The cross-attention as attention: q projection, attention to the text's keys / values, projection into x.
+void cross_attention(Backend& be, const BlockWeights& bw, const Conditioning& cond, int layer, Workspace& ws,
+                     const Tensor& h, Tensor& x, Tensor& attn, Tensor& tmp) {
+  const int64_t B = h.dim(0), n = h.dim(1), C = h.dim(2), H = attn.dim(2), hd = attn.dim(3);
+  Tensor caq = ws.take("caq", {B, n, C});
+  be.linear(h, bw.ca_q_w, &bw.ca_q_b, Activation::None, caq);
+  AttentionParams params;
+  params.softmax_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  params.kv_lengths = cond.lengths;
+  params.q_tokens_major = params.out_tokens_major = true;
+  be.attention(caq.view({B, n, H, hd}), cond.ca_keys(layer), cond.ca_values(layer), params, attn);
+  be.linear_residual(attn.view({B, n, C}), bw.ca_proj_w, &bw.ca_proj_b, nullptr, x, tmp);
+}
+
+// A float32 view of the start of a workspace buffer (the workspace holds the model's dtype; the folded
+// cross-attention's scores are fp32).
+Tensor f32_view(const Tensor& buffer, const Shape& shape) {
+  SPARVAR_CHECK(static_cast<size_t>(shape_numel(shape)) * sizeof(float) <= buffer.nbytes(),
+                "internal: {} f32 elements do not fit in a workspace buffer of {} bytes", shape_numel(shape),
+                buffer.nbytes());
+  const auto offset = static_cast<size_t>(static_cast<char*>(buffer.data()) -
+                                          static_cast<char*>(buffer.storage()->data));
+  return Tensor(buffer.storage(), offset, shape, DType::F32);
+}
+
 }  // namespace
 
 void reserve_block_workspace(Workspace& ws, const InfinityConfig& c, int64_t batch, int64_t max_tokens,
@@ -59,14 +84,16 @@ void run_block(Backend& be, const InfinityWeights& w, int layer, const Condition
   be.gated_residual_norm(x, cond.mod(layer, G1), tmp, LayerNormSpec::affine(&bw.ca_norm_w, &bw.ca_norm_b), eps, h);
 
   // ---- cross-attention to the text ----
-  Tensor caq = ws.take("caq", {B, n, C});
-  be.linear(h, bw.ca_q_w, &bw.ca_q_b, Activation::None, caq);
-  AttentionParams params;
-  params.softmax_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  params.kv_lengths = cond.lengths;
-  params.q_tokens_major = params.out_tokens_major = true;
-  be.attention(caq.view({B, n, H, hd}), cond.ca_keys(layer), cond.ca_values(layer), params, attn);
-  be.linear_residual(attn.view({B, n, C}), bw.ca_proj_w, &bw.ca_proj_b, nullptr, x, tmp);
+  if (!cond.folded.empty()) {  // a short text, folded into the projections (Backend::fold_cross_attention)
+    const FoldedText& folded = cond.folded[static_cast<size_t>(layer)];
+    const Shape s_shape{B, n, folded.heads * folded.keys};
+    Tensor scores = f32_view(ws.take("ffn", {B, n, c.ffn_hidden}), s_shape);
+    Tensor probs = ws.take("caq", s_shape);
+    be.folded_cross_attention(h, folded, 1.0f / std::sqrt(static_cast<float>(hd)), &bw.ca_proj_b, x, scores, probs,
+                              tmp);
+  } else {
+    cross_attention(be, bw, cond, layer, ws, h, x, attn, tmp);
+  }
 
   // ---- FFN ----
   be.layer_norm_modulate(x, cond.mod(layer, S2), cond.mod(layer, B2), eps, h);

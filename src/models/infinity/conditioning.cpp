@@ -1,7 +1,9 @@
 #include "models/infinity/conditioning.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -108,6 +110,28 @@ TextBuffers::TextBuffers(Backend& be, const InfinityWeights& w, int64_t rows_, i
   }
   cond.head_scale = head_mod.slice0(0, 1).view({rows, C});
   cond.head_shift = head_mod.slice0(1, 2).view({rows, C});
+  if (const int64_t Lp = fold_cross_attention_keys(be, c, dt, Lt); Lp > 0) {
+    const int64_t HL = H * Lp;
+    ca_kf = be.empty({depth, rows, HL, C}, dt);
+    ca_kb = be.empty({depth, rows, HL}, DType::F32);
+    ca_vf = be.empty({depth, rows, C, HL}, dt);
+    for (int64_t l = 0; l < depth; ++l) {
+      FoldedText f;
+      f.kf = ca_kf.slice0(l, l + 1).view({rows, HL, C});
+      f.kb = ca_kb.slice0(l, l + 1).view({rows, HL});
+      f.vf = ca_vf.slice0(l, l + 1).view({rows, C, HL});
+      f.heads = H;
+      f.keys = Lp;
+      cond.folded.push_back(f);
+    }
+  }
+}
+
+int64_t fold_cross_attention_keys(const Backend& be, const InfinityConfig& c, DType dtype, int64_t text_len) {
+  const char* env = std::getenv("SPARVAR_FOLD_XATTN");
+  if (env && std::string_view(env) == "0") return 0;
+  const int64_t Lp = (text_len + 7) / 8 * 8;
+  return be.device() == Device::CUDA && dtype == DType::BF16 && Lp <= c.head_dim() / 2 ? Lp : 0;
 }
 
 int64_t TextBuffers::scratch_numel() const { return TextScratch(*config, rows, text_len, nullptr).numel; }
@@ -115,8 +139,8 @@ int64_t TextBuffers::scratch_numel() const { return TextScratch(*config, rows, t
 size_t TextBuffers::bytes() const {
   size_t total = cond.start.nbytes();
   for (const Tensor* t : {&pool_q, &gss, &pos_start, &ca_kv, &block_mod, &head_mod, &shared32, &mod32,
-                          &mod32_t, &start32})
-    total += t->nbytes();
+                          &mod32_t, &start32, &ca_kf, &ca_kb, &ca_vf})
+    if (t->defined()) total += t->nbytes();
   return total;
 }
 
@@ -157,6 +181,9 @@ void encode_text_into(Backend& be, const InfinityWeights& w, const Tensor& text,
     const BlockWeights& bw = w.blocks[static_cast<size_t>(l)];
     be.linear(s.kv_text, bw.ca_kv_w, &bw.ca_kv_b, Activation::None, s.kv);
     be.permute(s.kv.view({bs, Lt, 2, H, hd}), {2, 0, 3, 1, 4}, out.ca_kv[static_cast<size_t>(l)]);
+    if (!out.folded.empty())
+      be.fold_cross_attention(out.ca_keys(l), out.ca_values(l), lengths, bw.ca_q_w, bw.ca_q_b, bw.ca_proj_w,
+                              out.folded[static_cast<size_t>(l)]);
   }
 
   // AdaLN: shared linear of SiLU(cond), plus each block's own offsets (summed in fp32, rounded once); the

@@ -19,6 +19,9 @@ struct Conditioning {
   std::vector<Tensor> ca_kv;         // per layer [2, batch, H, Lt, hd]: cross-attention keys (0) and values (1)
   std::vector<Tensor> block_mod;     // per layer [6, batch, C]: g1, g2, s1, s2, b1, b2
   Tensor head_scale, head_shift;     // [batch, C]
+  // Per layer, the text folded into the cross-attention's projections (Backend::fold_cross_attention), when the
+  // text is short enough for that to pay (fold_cross_attention_keys); empty otherwise.
+  std::vector<FoldedText> folded;
 
   Tensor ca_keys(int layer) const;
   Tensor ca_values(int layer) const;
@@ -44,11 +47,17 @@ struct TextBuffers {
   Tensor gss;                    // F32 [depth, 6C]: the blocks' own AdaLN offsets (constant)
   Tensor pos_start;              // F32 [C] (constant)
   Tensor ca_kv, block_mod;       // [depth, 2, rows, H, Lt, hd], [depth, 6, rows, C]
+  Tensor ca_kf, ca_kb, ca_vf;    // folded text (cond.folded): [depth, rows, H*Lp, C], F32 [depth, rows, H*Lp], [depth, rows, C, H*Lp]
   Tensor head_mod;               // [2, rows, C]: head_scale, then head_shift
   // fp32 steps, so that a modulation or the start token is rounded to the model dtype once, from the fp32 sum,
   // as on the host: shared AdaLN [rows, 6C], plus a block's offsets [rows, 6C], regrouped [6, rows, C]; start.
   Tensor shared32, mod32, mod32_t, start32;
 };
+
+// Keys per head (Lp) the cross-attention of a text of Lt tokens is folded into its projections with, or 0 when it runs
+// as attention: on CUDA in BF16, for Lp = Lt rounded up to 8 (aligned products) <= head_dim / 2, where folding needs
+// at most half the FLOPs; SPARVAR_FOLD_XATTN=0 turns it off (for measuring both).
+int64_t fold_cross_attention_keys(const Backend& backend, const InfinityConfig& c, DType dtype, int64_t text_len);
 
 // text: host F32 [rows, Lt, Ct5] (zeros past each length), lengths per row in [1, Lt]; scratch: a tensor of the
 // model dtype on the backend with at least buffers.scratch_numel() elements (overwritten). Fills

@@ -85,6 +85,9 @@ class LargeShapes : public ::testing::Test {
     for (const auto& g : schedule_.grids()) max_n = std::max(max_n, g.tokens());
     for (Side* s : {&cpu_, &gpu_}) {
       s->cond = std::make_unique<Conditioning>(encode_text(*s->be, s->w, text, {static_cast<int32_t>(Lt), short_len}));
+      if (s == &gpu_)  // which cross-attention the GPU side runs (SPARVAR_FOLD_XATTN=0 measures the other)
+        std::printf("%s GPU cross-attention: %s\n", config_.name.c_str(),
+                    s->cond->folded.empty() ? "attention" : "folded into the projections");
       s->cos = s->be->upload(rope.cos, DType::F32);
       s->sin = s->be->upload(rope.sin, DType::F32);
       s->cache = std::make_unique<KvCache>(*s->be, config_.depth, B, config_.num_heads, schedule_.total_tokens(), hd,
