@@ -33,6 +33,9 @@ struct TileConfig {
       SmemLayoutV{}, make_ordered_layout(Shape<Int<D>, Int<BK>, Int<STAGES>>{}, Step<_2, _1, _3>{})));
   using MmaQK = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Element, Element, float, Shape<Int<kTileM>, Int<BK>, Int<D>>>()));
+  // QK^T with Q in registers (RS): K is then the only operand read from shared memory.
+  using MmaQKrs = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Element, Element, float, Shape<Int<kTileM>, Int<BK>, Int<D>>>()));
   using MmaPV = decltype(make_tiled_mma(
       GMMA::rs_op_selector<Element, Element, float, Shape<Int<kTileM>, Int<D>, Int<BK>>, GMMA::Major::K,
                            GMMA::Major::MN>()));

@@ -19,19 +19,22 @@ void check_cuda(cudaError_t status, const char* what) {
 
 bool is_block_size(int b) { return b == 64 || b == 128; }
 
-// What AUTO runs without block_mass: SPARVAR_BSA_KERNEL=pipelined|wide, read once (unset: wide). Wide is 2-9%
-// faster on Infinity's CSLA masks and 3-8% on dense rows (H100, bench/attention_results.md, session 6); at 5%
-// random density the two are within a few percent either way.
-int auto_kernel() {
-  static const int kernel = [] {
+// What AUTO runs without block_mass. Unset SPARVAR_BSA_KERNEL: SHARED for 128-row query blocks (as fast as WIDE
+// or up to 19% faster on them: one K/V stream per query block, H100, bench/attention_results.md, session 9), WIDE otherwise (2-9%
+// faster than PIPELINED on Infinity's CSLA masks, session 6). SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once)
+// forces one for A/B runs of the whole engine (shared only where it applies, else wide).
+int auto_kernel(int q_block) {
+  static const int forced = [] {
     const char* env = std::getenv("SPARVAR_BSA_KERNEL");
-    if (!env || !*env) return int{BSA_KERNEL_WIDE};
+    if (!env || !*env) return int{BSA_KERNEL_AUTO};
     const std::string_view v(env);
     if (v == "pipelined") return int{BSA_KERNEL_PIPELINED};
     if (v == "wide") return int{BSA_KERNEL_WIDE};
-    fail("SPARVAR_BSA_KERNEL={}: expected pipelined or wide", env);
+    if (v == "shared") return int{BSA_KERNEL_SHARED};
+    fail("SPARVAR_BSA_KERNEL={}: expected pipelined, wide or shared", env);
   }();
-  return kernel;
+  const int preferred = forced == BSA_KERNEL_AUTO ? int{BSA_KERNEL_SHARED} : forced;
+  return preferred == BSA_KERNEL_SHARED && q_block != 128 ? int{BSA_KERNEL_WIDE} : preferred;
 }
 
 void validate(const BlockSparseAttentionArgs& a) {
@@ -53,8 +56,11 @@ void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(!a.block_mass || a.nnz > 0, "block_sparse_attention: block_mass needs nnz (entries of col_blocks)");
   SPARVAR_CHECK(std::isfinite(a.softmax_scale) && a.softmax_scale > 0.f,
                 "block_sparse_attention: softmax_scale {} must be finite and positive", a.softmax_scale);
-  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_WIDE,
-                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired, 4 wide)", a.kernel);
+  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_SHARED,
+                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired, 4 wide, 5 shared)",
+                a.kernel);
+  SPARVAR_CHECK(a.kernel != BSA_KERNEL_SHARED || (a.q_block == 128 && !a.block_mass),
+                "block_sparse_attention: the shared kernel needs q_block 128 (got {}) and no block_mass", a.q_block);
   SPARVAR_CHECK(!a.block_mass || a.kernel != BSA_KERNEL_PAIRED,
                 "block_sparse_attention: the paired kernel does not support block_mass (use 0 auto, 1 simple or "
                 "2 pipelined)");
@@ -102,13 +108,15 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
   }
   const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
   const bool pipelined_ok = attention_cuda::pipelined_supports(shape);
-  if (args.kernel == BSA_KERNEL_PIPELINED || args.kernel == BSA_KERNEL_PAIRED || args.kernel == BSA_KERNEL_WIDE) {
+  if (args.kernel >= BSA_KERNEL_PIPELINED) {
+    static constexpr const char* kNames[] = {"auto", "simple", "pipelined", "paired", "wide", "shared"};
     SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
-                  "q_block {}", args.kernel == BSA_KERNEL_PAIRED ? "paired" : args.kernel == BSA_KERNEL_WIDE ? "wide" : "pipelined", args.head_dim,
-                  args.k_block, args.q_block);
+                  "q_block {}", kNames[args.kernel], args.head_dim, args.k_block, args.q_block);
   }
-  const int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel() : args.kernel;
-  if (kernel == BSA_KERNEL_PAIRED) {
+  const int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel(args.q_block) : args.kernel;
+  if (kernel == BSA_KERNEL_SHARED && attention_cuda::shared_supports(shape, p)) {
+    check_cuda(attention_cuda::launch_shared(shape, p, stream), "shared kernel launch");
+  } else if (kernel == BSA_KERNEL_PAIRED) {
     check_cuda(attention_cuda::launch_paired(shape, p, stream), "paired kernel launch");
   } else if (kernel == BSA_KERNEL_WIDE && !p.block_mass && pipelined_ok) {
     check_cuda(attention_cuda::launch_wide(shape, p, stream), "wide kernel launch");

@@ -30,14 +30,18 @@ extern "C" {
 // (rejected).
 // WIDE (v4): PIPELINED's CTA with 128 keys (two listed 64-token blocks) per consumer step; every head dim / block
 // size, in place too; a call with block_mass runs PIPELINED.
-// AUTO: WIDE without block_mass, PIPELINED with it. SPARVAR_BSA_KERNEL=pipelined|wide (read once per process)
-// sets what AUTO runs without block_mass, for A/B runs of the whole engine.
+// SHARED (v5): one K/V stream per 128-row query block, read by both consumer warpgroups of the CTA
+// (FlashAttention-3's CTA); q_block 128 only, no block_mass (both rejected).
+// AUTO: without block_mass SHARED for q_block 128, else WIDE; PIPELINED with block_mass.
+// SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once per process) sets what AUTO runs without block_mass, for A/B
+// runs of the whole engine.
 enum BlockSparseKernel {
   BSA_KERNEL_AUTO = 0,
   BSA_KERNEL_SIMPLE = 1,
   BSA_KERNEL_PIPELINED = 2,
   BSA_KERNEL_PAIRED = 3,
-  BSA_KERNEL_WIDE = 4
+  BSA_KERNEL_WIDE = 4,
+  BSA_KERNEL_SHARED = 5
 };
 
 struct BlockSparseAttentionArgs {

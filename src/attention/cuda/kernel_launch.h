@@ -24,6 +24,10 @@ cudaError_t launch_paired(const LaunchShape& shape, const KernelParams& p, cudaS
 // v4 "wide": the pipelined kernel with 128 keys (two listed 64-token blocks) per consumer step; every shape, no
 // block_mass (p.block_mass must be null).
 cudaError_t launch_wide(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
+// v5 "shared": one K/V stream per 128-row query block read by both consumer warpgroups (kernel_shared.cuh);
+// q_block 128 only, no block_mass (shared_supports).
+bool shared_supports(const LaunchShape& shape, const KernelParams& p);
+cudaError_t launch_shared(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 
 // The dynamic tile schedule's counter for launches on `stream` (tile_schedule.cuh, tile_counter.cu), or null
 // (SPARVAR_BSA_SCHEDULE=static, or more than 64 streams have one on this device): the static order then.

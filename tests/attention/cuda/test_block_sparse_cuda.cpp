@@ -177,6 +177,10 @@ Reference reference(const Case& c, const std::vector<uint16_t>& q, const std::ve
 void run_case(Case c, int kernel, std::mt19937& rng) {
   if (kernel == BSA_KERNEL_PAIRED) c.with_mass = false;  // the paired kernel rejects block_mass (error_cases)
   if (kernel == BSA_KERNEL_WIDE) c.with_mass = false;    // block_mass would run the pipelined kernel instead
+  if (kernel == BSA_KERNEL_SHARED) {                     // 128-row query blocks only, no block_mass (error_cases)
+    if (c.q_block != 128) return;
+    c.with_mass = false;
+  }
   const int D = c.head_dim, bh = c.batch * c.heads;
   const int qblocks = c.nq / c.q_block, kblocks = c.nk / c.k_block;
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -347,6 +351,14 @@ void error_cases() {
     a.block_mass = reinterpret_cast<float*>(0x1000);
     a.kernel = BSA_KERNEL_PAIRED;
   });
+  expect_rejected("q_block 64 on the shared kernel", [](BlockSparseAttentionArgs& a) {
+    a.q_block = 64;
+    a.kernel = BSA_KERNEL_SHARED;
+  });
+  expect_rejected("block_mass on the shared kernel", [](BlockSparseAttentionArgs& a) {
+    a.block_mass = reinterpret_cast<float*>(0x1000);
+    a.kernel = BSA_KERNEL_SHARED;
+  });
   const int offsets[3] = {0, 1, 1}, cols[1] = {0};
   bool threw = false;
   try {
@@ -462,15 +474,25 @@ int main() {
                       {"quick D64 q128 k64", 1, 2, 64, 256, 256, 128, 64, true, true, false, false},
                       {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false},
                       {"quick D128 q64 k64 in place mass", 1, 2, 128, 192, 256, 64, 64, true, true, true, false, true}};
+  // SPARVAR_TEST_KERNELS=4 (a comma list of kernel ids): only those, e.g. to check one kernel's variants quickly.
+  std::vector<int> kernels = {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE,
+                              BSA_KERNEL_SHARED};
+  if (const char* only = std::getenv("SPARVAR_TEST_KERNELS")) {
+    std::vector<int> chosen;
+    for (int k : kernels)
+      if (std::strchr(only, '0' + k)) chosen.push_back(k);
+    kernels = chosen;
+  }
+  auto chosen = [&](int k) { return std::find(kernels.begin(), kernels.end(), k) != kernels.end(); };
   std::mt19937 rng(20261124);
   for (const Case& c : cases)
-    for (int kernel : {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE})
-      run_case(c, kernel, rng);
+    for (int kernel : kernels) run_case(c, kernel, rng);
   // Persistent CTAs that wrap over many tiles (and rings over many tiles), on a tiny grid.
   setenv("SPARVAR_ATTN_MAX_CTAS", "1", 1);
   std::printf("  (grid capped at 1 CTA)\n");
   for (const Case& c : cases)
-    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE}) run_case(c, kernel, rng);
+    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE, BSA_KERNEL_SHARED})
+      if (chosen(kernel)) run_case(c, kernel, rng);
   repeated_launches_on_two_streams(rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
   repeated_launches_on_two_streams(rng);

@@ -1,0 +1,294 @@
+// Phase-5 kernel ("shared"): one K/V stream per 128-row query block, read by both consumer warpgroups.
+//
+// Why: the wide kernel's two lanes each stream their own K/V, 32 KB of L2 traffic per 64x128 step, and its rings
+// hold only 1.5 steps. Measured on the H100 (session 9): the wide kernel with its K/V loads removed runs 7-13%
+// faster, with its softmax removed 13-16%, with both removed ~40%: the loads and the softmax both sit on each
+// warpgroup's critical path. When a 128-row query block has one list (q_block = 128: every CSR row covers 128
+// queries), its two 64-row halves need the same K/V blocks: loading them once halves the L2 traffic per FLOP, and
+// the shared smem holds twice as many stages (6 of 64 keys for D = 128 instead of 3 per lane), so the producer
+// runs three 128-key steps ahead. This is FlashAttention-3's CTA.
+//
+// Layout: warpgroup 0 = producer (one elected thread of warp 0 issues TMA), warpgroups 1 and 2 = consumers of the
+// query rows 0-63 and 64-127 of the tile. Q lives in each consumer's registers (loaded once per tile by ldmatrix).
+// Every "empty" barrier counts both consumers (256 arrivals). Each consumer step is the wide kernel's (two listed
+// 64-token blocks, kernel_wide.cuh), with the same padding of odd lists, except that both PVs of the previous step
+// are issued with the QK^T (V is in by then: the rings are deep). Turn-taking between the consumers (FA3's
+// ping-pong, named barriers) was measured and brought nothing here (bench/attention_results.md, session 9).
+// Tiles: lane = CTA, dynamic schedule (tile_schedule.cuh) when Params::tile_counter is set.
+#pragma once
+
+#include "kernel_pipelined.cuh"
+
+namespace sparvar::attention_cuda {
+
+template <int D>
+struct SharedKernel {
+  static constexpr int kBK = 64;
+  static constexpr int kStages = D == 128 ? 6 : 8;  // per ring (K and V), 64 keys each
+  static constexpr int kTileRows = 2 * kTileM;
+  static constexpr int kConsumers = 2;
+  using Cfg = TileConfig<D, kBK, kStages>;
+  using Params = typename PipelinedKernel<D>::Params;  // the same TMA descriptors (one 64-row Q box, one K/V stage)
+
+  struct Barriers {
+    uint64_t q_full, q_empty;
+    uint64_t k_full[kStages], k_empty[kStages], v_full[kStages], v_empty[kStages];
+    TileMailbox tiles;
+  };
+  struct Smem {
+    alignas(1024) Element q[kConsumers][Cfg::kQElems];
+    alignas(1024) Element k[Cfg::kKVElems * kStages];
+    alignas(1024) Element v[Cfg::kKVElems * kStages];
+    Barriers bar;
+  };
+  static constexpr int kSmemBytes = sizeof(Smem) + 1024;
+  static constexpr uint32_t kQBytes = Cfg::kQElems * sizeof(Element);
+  static constexpr uint32_t kKVBytes = Cfg::kKVElems * sizeof(Element);
+  static constexpr int kConsumerThreads = 128 * kConsumers;
+};
+
+// The 128-row tile's (batch*head, query block) and its list (q_block == 128: one CSR row per tile).
+__device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, int tile) {
+  const int qtiles = p.nq / (2 * kTileM);
+  TileCoord t;
+  t.bh = tile / qtiles;
+  t.qtile = tile % qtiles;
+  const int row = pattern_row(p, t.bh % p.heads, t.qtile);
+  t.row_start = p.row_offsets[row];
+  t.count = (p.row_offsets[row + 1] - t.row_start) * (p.k_block / 64);
+  return t;
+}
+
+template <int D>
+__device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typename SharedKernel<D>::Smem& sm) {
+  using K = SharedKernel<D>;
+  using Cfg = typename K::Cfg;
+  using Barrier = cutlass::arch::ClusterBarrier;
+  using TxBarrier = cutlass::arch::ClusterTransactionBarrier;
+  const KernelParams& p = prm.p;
+  auto& bar = sm.bar;
+
+  const int bh_count = prm.num_tiles / (p.nq / K::kTileRows);
+  Tensor mQ = prm.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, bh_count));
+  Tensor mK = prm.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, bh_count));
+  Tensor mV = prm.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, bh_count));
+  Tensor sQ0 = make_tensor(make_smem_ptr(sm.q[0]), typename Cfg::SmemLayoutQ{});
+  Tensor sQ1 = make_tensor(make_smem_ptr(sm.q[1]), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
+  Tensor sV = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutV{});
+
+  RingState<K::kStages> kring, vring;
+  uint32_t q_phase = 0;
+  MailboxPos mailbox;
+  for (int tile = blockIdx.x; tile < prm.num_tiles; tile = next_tile(prm.tile_counter, prm.num_tiles, gridDim.x, tile)) {
+    post_tile(bar.tiles, mailbox, tile);
+    const TileCoord t = shared_tile_coord(p, tile);
+    if (t.count == 0) continue;
+    Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(_, 0));  // (64, D, 64-row tiles)
+    Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
+    Tensor gV = local_tile(mV(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
+    auto [tQg, tQs0] = tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ0), group_modes<0, 2>(gQ));
+    auto tQs1 = get<1>(tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ1), group_modes<0, 2>(gQ)));
+    auto [tKg, tKs] = tma_partition(prm.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+    auto [tVg, tVs] = tma_partition(prm.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+    const int* cols = p.col_blocks + t.row_start;
+    const int last = t.count - 1;
+    auto block = [&](int i) { return sub_block(p, cols, i < last ? i : last); };  // past the list: masked repeat
+    auto load_k = [&](int i) {
+      const int s = kring.stage;
+      Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
+      TxBarrier::arrive_and_expect_tx(&bar.k_full[s], K::kKVBytes);
+      copy(prm.tma_k.with(bar.k_full[s]), tKg(_, block(i)), tKs(_, s));
+      kring.advance();
+    };
+    auto load_v = [&](int i) {
+      const int s = vring.stage;
+      Barrier::wait(&bar.v_empty[s], vring.phase ^ 1);
+      TxBarrier::arrive_and_expect_tx(&bar.v_full[s], K::kKVBytes);
+      copy(prm.tma_v.with(bar.v_full[s]), tVg(_, block(i)), tVs(_, s));
+      vring.advance();
+    };
+    const int steps = (t.count + 1) / 2;
+    for (int j = 0; j <= steps; ++j) {
+      if (j < steps) {
+        load_k(2 * j);
+        if (j == 0) {  // both halves of Q after K0: the consumers free Q after their first QK^T of the tile
+          Barrier::wait(&bar.q_empty, q_phase ^ 1);
+          TxBarrier::arrive_and_expect_tx(&bar.q_full, 2 * K::kQBytes);
+          copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile), tQs0);
+          copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile + 1), tQs1);
+          q_phase ^= 1;
+        }
+        load_k(2 * j + 1);
+      }
+      if (j > 0) {
+        load_v(2 * j - 2);
+        load_v(2 * j - 1);
+      }
+    }
+  }
+  post_tile(bar.tiles, mailbox, -1);
+}
+
+template <int D>
+__device__ void shared_consumer(const typename SharedKernel<D>::Params& prm, typename SharedKernel<D>::Smem& sm,
+                                int half) {
+  using K = SharedKernel<D>;
+  using Cfg = typename K::Cfg;
+  using Barrier = cutlass::arch::ClusterBarrier;
+  using Ring = RingState<K::kStages>;
+  constexpr int BK = K::kBK;
+  const KernelParams& p = prm.p;
+  auto& bar = sm.bar;
+  const int tid = threadIdx.x % 128, lane = tid % 32;
+
+  typename Cfg::MmaQKrs mma_qk;
+  typename Cfg::MmaPV mma_pv;
+  Tensor sQ = make_tensor(make_smem_ptr(sm.q[half]), typename Cfg::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
+  Tensor sVt = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutVt{});
+  auto thr_qk = mma_qk.get_thread_slice(tid);
+  Tensor tSrQ = thr_qk.partition_fragment_A(sQ);
+  Tensor tSrK = thr_qk.partition_fragment_B(sK);
+  Tensor tOrV = mma_pv.get_thread_slice(tid).partition_fragment_B(sVt);
+  auto q_copy = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Element>{}, mma_qk);
+  auto q_thr = q_copy.get_thread_slice(tid);
+  Tensor tQs = q_thr.partition_S(sQ);
+  Tensor tQr = q_thr.retile_D(tSrQ);
+
+  Tensor tSrS0 = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
+  Tensor tSrS1 = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
+  Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<kTileM>, Int<D>>{});
+  Tensor tOrP0 = make_fragment_like<Element>(tSrS0);
+  Tensor tOrP1 = make_fragment_like<Element>(tSrS1);
+  Tensor tOrPa0 = make_tensor(tOrP0.data(), accumulator_as_a_operand(tSrS0.layout()));
+  Tensor tOrPa1 = make_tensor(tOrP1.data(), accumulator_as_a_operand(tSrS1.layout()));
+
+  Ring kring, vring;  // the producer's ring positions, mirrored
+  uint32_t q_phase = 0;
+  MailboxPos mailbox;
+  for (int tile = take_tile(bar.tiles, mailbox); tile >= 0; tile = take_tile(bar.tiles, mailbox)) {
+    const TileCoord t = shared_tile_coord(p, tile);
+    clear(tOrO);
+    RowState st;
+    const int* cols = p.col_blocks + t.row_start;
+    const int last = t.count - 1;
+    auto valid = [&](int i) { return i <= last ? sub_block_valid(p, cols, i) : 0; };
+    auto wait_k = [&](Ring& a, Ring& b) {
+      a = kring;
+      kring.advance();
+      b = kring;
+      kring.advance();
+      Barrier::wait(&bar.k_full[a.stage], a.phase);
+      Barrier::wait(&bar.k_full[b.stage], b.phase);
+    };
+    auto issue_qk = [&](const Ring& a, const Ring& b) {
+      issue_gemm<true, true>(mma_qk, tSrQ, tSrK(_, _, _, a.stage), tSrS0);
+      issue_gemm<true, true>(mma_qk, tSrQ, tSrK(_, _, _, b.stage), tSrS1);
+    };
+    // Once S0, S1 are complete: K stages released (Q too after the first step: its ldmatrix reads are done by
+    // then, as the QK^T that used them has completed), masks, softmax.
+    auto softmax_step = [&](const Ring& a, const Ring& b, int step, float alpha[2]) {
+      warpgroup_fence_operand(tSrS0);
+      warpgroup_fence_operand(tSrS1);
+      Barrier::arrive(&bar.k_empty[a.stage]);
+      Barrier::arrive(&bar.k_empty[b.stage]);
+      if (step == 0) Barrier::arrive(&bar.q_empty);
+      mask_keys<BK>(tSrS0, valid(2 * step), lane);
+      mask_keys<BK>(tSrS1, valid(2 * step + 1), lane);
+      softmax_update_blocks<BK>(st, alpha, p.scale_log2, tSrS0, tSrS1);
+    };
+    auto finish_pv = [&](const Ring& a, const Ring& b) {
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tOrO);
+      warpgroup_fence_operand(tOrPa0);
+      warpgroup_fence_operand(tOrPa1);
+      Barrier::arrive(&bar.v_empty[a.stage]);
+      Barrier::arrive(&bar.v_empty[b.stage]);
+    };
+    if (t.count > 0) {
+      const int steps = (t.count + 1) / 2;
+      float alpha[2];
+      Ring k0, k1;
+      Barrier::wait(&bar.q_full, q_phase);
+      copy(q_copy, tQs, tQr);
+      warpgroup_fence_operand(tSrQ);
+      wait_k(k0, k1);
+      issue_qk(k0, k1);
+      warpgroup_wait<0>();
+      softmax_step(k0, k1, 0, alpha);
+      convert_to_bf16(tSrS0, tOrP0);
+      convert_to_bf16(tSrS1, tOrP1);
+      Ring v0 = vring;  // V positions of the step whose PV is pending
+      vring.advance();
+      Ring v1 = vring;
+      vring.advance();
+      for (int j = 1; j < steps; ++j) {
+        wait_k(k0, k1);
+        Barrier::wait(&bar.v_full[v0.stage], v0.phase);
+        Barrier::wait(&bar.v_full[v1.stage], v1.phase);  // deep rings: V of the previous step is in by now
+        issue_qk(k0, k1);
+        issue_gemm<false, true>(mma_pv, tOrPa0, tOrV(_, _, _, v0.stage), tOrO);
+        issue_gemm<false, true>(mma_pv, tOrPa1, tOrV(_, _, _, v1.stage), tOrO);
+        warpgroup_wait<2>();  // S0, S1 are ready; the PVs may still run
+        softmax_step(k0, k1, j, alpha);
+        finish_pv(v0, v1);
+        rescale_rows(tOrO, alpha);
+        convert_to_bf16(tSrS0, tOrP0);
+        convert_to_bf16(tSrS1, tOrP1);
+        v0 = vring;
+        vring.advance();
+        v1 = vring;
+        vring.advance();
+      }
+      Barrier::wait(&bar.v_full[v0.stage], v0.phase);
+      Barrier::wait(&bar.v_full[v1.stage], v1.phase);
+      issue_gemm<false, true>(mma_pv, tOrPa0, tOrV(_, _, _, v0.stage), tOrO);
+      issue_gemm<false, true>(mma_pv, tOrPa1, tOrV(_, _, _, v1.stage), tOrO);
+      finish_pv(v0, v1);
+      q_phase ^= 1;
+    }
+    float inv_sum[2];
+    finish_rows(st, inv_sum);
+    Tensor out = make_fragment_like<Element>(tOrO);
+    CUTE_UNROLL
+    for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
+    store_out_tile<D>(p, t.bh, 2 * t.qtile + half, out, tid);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(384, 1)
+    shared_block_sparse_kernel(const __grid_constant__ typename SharedKernel<D>::Params prm) {
+  using K = SharedKernel<D>;
+  extern __shared__ char smem_raw[];
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  auto& sm = *reinterpret_cast<typename K::Smem*>(base);
+  if (threadIdx.x == 0) {
+    using Barrier = cutlass::arch::ClusterBarrier;
+    Barrier::init(&sm.bar.q_full, 1);
+    Barrier::init(&sm.bar.q_empty, K::kConsumerThreads);
+    for (int s = 0; s < K::kStages; ++s) {
+      Barrier::init(&sm.bar.k_full[s], 1);
+      Barrier::init(&sm.bar.v_full[s], 1);
+      Barrier::init(&sm.bar.k_empty[s], K::kConsumerThreads);
+      Barrier::init(&sm.bar.v_empty[s], K::kConsumerThreads);
+    }
+    for (int s = 0; s < 2; ++s) {
+      Barrier::init(&sm.bar.tiles.full[s], 1);
+      Barrier::init(&sm.bar.tiles.empty[s], K::kConsumerThreads);  // both consumers take every tile
+    }
+    cutlass::arch::fence_barrier_init();
+  }
+  __syncthreads();
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == 0) {
+    cutlass::arch::warpgroup_reg_dealloc<40>();
+    if (threadIdx.x / 32 == 0 && cute::elect_one_sync()) shared_producer<D>(prm, sm);
+  } else {
+    cutlass::arch::warpgroup_reg_alloc<232>();
+    shared_consumer<D>(prm, sm, warpgroup - 1);
+  }
+}
+
+}  // namespace sparvar::attention_cuda
