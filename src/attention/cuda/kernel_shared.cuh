@@ -10,14 +10,14 @@
 //
 // Layout: warpgroup 0 = producer (one elected thread of warp 0 issues TMA), warpgroups 1 and 2 = consumers of the
 // query rows 0-63 and 64-127 of the tile. Q lives in each consumer's registers (loaded once per tile by ldmatrix).
-// Every "empty" barrier counts both consumers (256 arrivals). Each consumer step is the wide kernel's (two listed
-// 64-token blocks, kernel_wide.cuh), with the same padding of odd lists, except that both PVs of the previous step
-// are issued with the QK^T (V is in by then: the rings are deep). Turn-taking between the consumers (FA3's
+// Every "empty" barrier counts both consumers (256 arrivals). Each consumer step is the wide kernel's
+// (steps_128key.cuh), except that both PVs of the previous step are issued with the QK^T (V is in by then: the
+// rings are deep). Turn-taking between the consumers (FA3's
 // ping-pong, named barriers) was measured and brought nothing here (bench/attention_results.md, session 9).
 // Tiles: lane = CTA, dynamic schedule (tile_schedule.cuh) when Params::tile_counter is set.
 #pragma once
 
-#include "kernel_pipelined.cuh"
+#include "steps_128key.cuh"
 
 namespace sparvar::attention_cuda {
 
@@ -91,170 +91,15 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
     auto tQs1 = get<1>(tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ1), group_modes<0, 2>(gQ)));
     auto [tKg, tKs] = tma_partition(prm.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
     auto [tVg, tVs] = tma_partition(prm.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
-    const int* cols = p.col_blocks + t.row_start;
-    const int last = t.count - 1;
-    auto block = [&](int i) { return sub_block(p, cols, i < last ? i : last); };  // past the list: masked repeat
-    auto load_k = [&](int i) {
-      const int s = kring.stage;
-      Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
-      TxBarrier::arrive_and_expect_tx(&bar.k_full[s], K::kKVBytes);
-      copy(prm.tma_k.with(bar.k_full[s]), tKg(_, block(i)), tKs(_, s));
-      kring.advance();
-    };
-    auto load_v = [&](int i) {
-      const int s = vring.stage;
-      Barrier::wait(&bar.v_empty[s], vring.phase ^ 1);
-      TxBarrier::arrive_and_expect_tx(&bar.v_full[s], K::kKVBytes);
-      copy(prm.tma_v.with(bar.v_full[s]), tVg(_, block(i)), tVs(_, s));
-      vring.advance();
-    };
-    const int steps = (t.count + 1) / 2;
-    for (int j = 0; j <= steps; ++j) {
-      if (j < steps) {
-        load_k(2 * j);
-        if (j == 0) {  // both halves of Q after K0: the consumers free Q after their first QK^T of the tile
-          Barrier::wait(&bar.q_empty, q_phase ^ 1);
-          TxBarrier::arrive_and_expect_tx(&bar.q_full, 2 * K::kQBytes);
-          copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile), tQs0);
-          copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile + 1), tQs1);
-          q_phase ^= 1;
-        }
-        load_k(2 * j + 1);
-      }
-      if (j > 0) {
-        load_v(2 * j - 2);
-        load_v(2 * j - 1);
-      }
-    }
+    produce_128key_tile(p, t, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg, tVs, K::kKVBytes, [&] {
+      Barrier::wait(&bar.q_empty, q_phase ^ 1);  // both halves of Q, for both consumers
+      TxBarrier::arrive_and_expect_tx(&bar.q_full, 2 * K::kQBytes);
+      copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile), tQs0);
+      copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile + 1), tQs1);
+      q_phase ^= 1;
+    });
   }
   post_tile(bar.tiles, mailbox, -1);
-}
-
-template <int D>
-__device__ void shared_consumer(const typename SharedKernel<D>::Params& prm, typename SharedKernel<D>::Smem& sm,
-                                int half) {
-  using K = SharedKernel<D>;
-  using Cfg = typename K::Cfg;
-  using Barrier = cutlass::arch::ClusterBarrier;
-  using Ring = RingState<K::kStages>;
-  constexpr int BK = K::kBK;
-  const KernelParams& p = prm.p;
-  auto& bar = sm.bar;
-  const int tid = threadIdx.x % 128, lane = tid % 32;
-
-  typename Cfg::MmaQKrs mma_qk;
-  typename Cfg::MmaPV mma_pv;
-  Tensor sQ = make_tensor(make_smem_ptr(sm.q[half]), typename Cfg::SmemLayoutQ{});
-  Tensor sK = make_tensor(make_smem_ptr(sm.k), typename Cfg::SmemLayoutK{});
-  Tensor sVt = make_tensor(make_smem_ptr(sm.v), typename Cfg::SmemLayoutVt{});
-  auto thr_qk = mma_qk.get_thread_slice(tid);
-  Tensor tSrQ = thr_qk.partition_fragment_A(sQ);
-  Tensor tSrK = thr_qk.partition_fragment_B(sK);
-  Tensor tOrV = mma_pv.get_thread_slice(tid).partition_fragment_B(sVt);
-  auto q_copy = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Element>{}, mma_qk);
-  auto q_thr = q_copy.get_thread_slice(tid);
-  Tensor tQs = q_thr.partition_S(sQ);
-  Tensor tQr = q_thr.retile_D(tSrQ);
-
-  Tensor tSrS0 = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
-  Tensor tSrS1 = partition_fragment_C(mma_qk, Shape<Int<kTileM>, Int<BK>>{});
-  Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<kTileM>, Int<D>>{});
-  Tensor tOrP0 = make_fragment_like<Element>(tSrS0);
-  Tensor tOrP1 = make_fragment_like<Element>(tSrS1);
-  Tensor tOrPa0 = make_tensor(tOrP0.data(), accumulator_as_a_operand(tSrS0.layout()));
-  Tensor tOrPa1 = make_tensor(tOrP1.data(), accumulator_as_a_operand(tSrS1.layout()));
-
-  Ring kring, vring;  // the producer's ring positions, mirrored
-  uint32_t q_phase = 0;
-  MailboxPos mailbox;
-  for (int tile = take_tile(bar.tiles, mailbox); tile >= 0; tile = take_tile(bar.tiles, mailbox)) {
-    const TileCoord t = shared_tile_coord(p, tile);
-    clear(tOrO);
-    RowState st;
-    const int* cols = p.col_blocks + t.row_start;
-    const int last = t.count - 1;
-    auto valid = [&](int i) { return i <= last ? sub_block_valid(p, cols, i) : 0; };
-    auto wait_k = [&](Ring& a, Ring& b) {
-      a = kring;
-      kring.advance();
-      b = kring;
-      kring.advance();
-      Barrier::wait(&bar.k_full[a.stage], a.phase);
-      Barrier::wait(&bar.k_full[b.stage], b.phase);
-    };
-    auto issue_qk = [&](const Ring& a, const Ring& b) {
-      issue_gemm<true, true>(mma_qk, tSrQ, tSrK(_, _, _, a.stage), tSrS0);
-      issue_gemm<true, true>(mma_qk, tSrQ, tSrK(_, _, _, b.stage), tSrS1);
-    };
-    // Once S0, S1 are complete: K stages released (Q too after the first step: its ldmatrix reads are done by
-    // then, as the QK^T that used them has completed), masks, softmax.
-    auto softmax_step = [&](const Ring& a, const Ring& b, int step, float alpha[2]) {
-      warpgroup_fence_operand(tSrS0);
-      warpgroup_fence_operand(tSrS1);
-      Barrier::arrive(&bar.k_empty[a.stage]);
-      Barrier::arrive(&bar.k_empty[b.stage]);
-      if (step == 0) Barrier::arrive(&bar.q_empty);
-      mask_keys<BK>(tSrS0, valid(2 * step), lane);
-      mask_keys<BK>(tSrS1, valid(2 * step + 1), lane);
-      softmax_update_blocks<BK>(st, alpha, p.scale_log2, tSrS0, tSrS1);
-    };
-    auto finish_pv = [&](const Ring& a, const Ring& b) {
-      warpgroup_wait<0>();
-      warpgroup_fence_operand(tOrO);
-      warpgroup_fence_operand(tOrPa0);
-      warpgroup_fence_operand(tOrPa1);
-      Barrier::arrive(&bar.v_empty[a.stage]);
-      Barrier::arrive(&bar.v_empty[b.stage]);
-    };
-    if (t.count > 0) {
-      const int steps = (t.count + 1) / 2;
-      float alpha[2];
-      Ring k0, k1;
-      Barrier::wait(&bar.q_full, q_phase);
-      copy(q_copy, tQs, tQr);
-      warpgroup_fence_operand(tSrQ);
-      wait_k(k0, k1);
-      issue_qk(k0, k1);
-      warpgroup_wait<0>();
-      softmax_step(k0, k1, 0, alpha);
-      convert_to_bf16(tSrS0, tOrP0);
-      convert_to_bf16(tSrS1, tOrP1);
-      Ring v0 = vring;  // V positions of the step whose PV is pending
-      vring.advance();
-      Ring v1 = vring;
-      vring.advance();
-      for (int j = 1; j < steps; ++j) {
-        wait_k(k0, k1);
-        Barrier::wait(&bar.v_full[v0.stage], v0.phase);
-        Barrier::wait(&bar.v_full[v1.stage], v1.phase);  // deep rings: V of the previous step is in by now
-        issue_qk(k0, k1);
-        issue_gemm<false, true>(mma_pv, tOrPa0, tOrV(_, _, _, v0.stage), tOrO);
-        issue_gemm<false, true>(mma_pv, tOrPa1, tOrV(_, _, _, v1.stage), tOrO);
-        warpgroup_wait<2>();  // S0, S1 are ready; the PVs may still run
-        softmax_step(k0, k1, j, alpha);
-        finish_pv(v0, v1);
-        rescale_rows(tOrO, alpha);
-        convert_to_bf16(tSrS0, tOrP0);
-        convert_to_bf16(tSrS1, tOrP1);
-        v0 = vring;
-        vring.advance();
-        v1 = vring;
-        vring.advance();
-      }
-      Barrier::wait(&bar.v_full[v0.stage], v0.phase);
-      Barrier::wait(&bar.v_full[v1.stage], v1.phase);
-      issue_gemm<false, true>(mma_pv, tOrPa0, tOrV(_, _, _, v0.stage), tOrO);
-      issue_gemm<false, true>(mma_pv, tOrPa1, tOrV(_, _, _, v1.stage), tOrO);
-      finish_pv(v0, v1);
-      q_phase ^= 1;
-    }
-    float inv_sum[2];
-    finish_rows(st, inv_sum);
-    Tensor out = make_fragment_like<Element>(tOrO);
-    CUTE_UNROLL
-    for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-    store_out_tile<D>(p, t.bh, 2 * t.qtile + half, out, tid);
-  }
 }
 
 template <int D>
@@ -287,7 +132,12 @@ __global__ void __launch_bounds__(384, 1)
     if (threadIdx.x / 32 == 0 && cute::elect_one_sync()) shared_producer<D>(prm, sm);
   } else {
     cutlass::arch::warpgroup_reg_alloc<232>();
-    shared_consumer<D>(prm, sm, warpgroup - 1);
+    const int half = warpgroup - 1;
+    const KernelParams& p = prm.p;
+    consume_128key_tiles<D, K::kStages, true>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int tile) {
+      const TileCoord t = shared_tile_coord(p, tile);
+      return ConsumerTile{t, 2 * t.qtile + half};
+    });
   }
 }
 
