@@ -34,6 +34,19 @@ class Args(ctypes.Structure):
                 ("kv_rows", ctypes.c_int), ("out_rows", ctypes.c_void_p), ("out_tokens", ctypes.c_int)]
 
 
+def compiled_flex(flex_attention):
+    """flex_attention compiled once per shape. Each shape is one more compiled entry; past dynamo's cache limit
+    (8 by default) torch silently runs the eager fallback, which materialises every score (session 10: the last
+    four CSLA shapes timed at 33-99 ms). Raise the limit above the cases one run times."""
+    import torch._dynamo
+    cfg = torch._dynamo.config
+    for name, value in (("recompile_limit", 64), ("cache_size_limit", 64),
+                        ("accumulated_recompile_limit", 256), ("accumulated_cache_size_limit", 256)):
+        if hasattr(cfg, name):  # the names changed across torch versions
+            setattr(cfg, name, max(getattr(cfg, name), value))
+    return torch.compile(flex_attention, dynamic=False)
+
+
 def pad(n, b):
     return (n + b - 1) // b * b
 
@@ -167,7 +180,7 @@ def main():
     flex = None
     if not opt.no_flex:
         from torch.nn.attention.flex_attention import flex_attention
-        flex = torch.compile(flex_attention, dynamic=False)
+        flex = compiled_flex(flex_attention)
     B, D = 2, 128
     lines = []
 
@@ -287,7 +300,7 @@ def bench_patterns(opt):
     flex = None
     if not opt.no_flex:
         from torch.nn.attention.flex_attention import flex_attention
-        flex = torch.compile(flex_attention, dynamic=False)
+        flex = compiled_flex(flex_attention)
     B, D = 2, 128
     lines = []
 
