@@ -34,11 +34,12 @@ class Args(ctypes.Structure):
                 ("kv_rows", ctypes.c_int), ("out_rows", ctypes.c_void_p), ("out_tokens", ctypes.c_int)]
 
 
-def compiled_flex(flex_attention):
-    """flex_attention compiled once per shape. Each shape is one more compiled entry; past dynamo's cache limit
-    (8 by default) torch silently runs the eager fallback, which materialises every score (session 10: the last
+def compiled_flex():
+    """flex_attention compiled once per shape. Each shape is one more compiled entry; past dynamo's recompile limit
+    (8 in torch 2.11) torch runs flex_attention uncompiled, which materialises every score (session 10: the last
     four CSLA shapes timed at 33-99 ms). Raise the limit above the cases one run times."""
     import torch._dynamo
+    from torch.nn.attention.flex_attention import flex_attention
     cfg = torch._dynamo.config
     for name, value in (("recompile_limit", 64), ("cache_size_limit", 64),
                         ("accumulated_recompile_limit", 256), ("accumulated_cache_size_limit", 256)):
@@ -179,8 +180,7 @@ def main():
     kernels = [int(x) for x in opt.kernels.split(",")]
     flex = None
     if not opt.no_flex:
-        from torch.nn.attention.flex_attention import flex_attention
-        flex = compiled_flex(flex_attention)
+        flex = compiled_flex()
     B, D = 2, 128
     lines = []
 
@@ -299,8 +299,7 @@ def bench_patterns(opt):
     kernels = [int(x) for x in opt.kernels.split(",")]
     flex = None
     if not opt.no_flex:
-        from torch.nn.attention.flex_attention import flex_attention
-        flex = compiled_flex(flex_attention)
+        flex = compiled_flex()
     B, D = 2, 128
     lines = []
 
