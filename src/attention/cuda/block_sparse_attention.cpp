@@ -56,21 +56,16 @@ void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(!a.block_mass || a.nnz > 0, "block_sparse_attention: block_mass needs nnz (entries of col_blocks)");
   SPARVAR_CHECK(std::isfinite(a.softmax_scale) && a.softmax_scale > 0.f,
                 "block_sparse_attention: softmax_scale {} must be finite and positive", a.softmax_scale);
-  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_SHARED,
-                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 3 paired, 4 wide, 5 shared)",
+  SPARVAR_CHECK(a.kernel >= BSA_KERNEL_AUTO && a.kernel <= BSA_KERNEL_SHARED && a.kernel != 3,
+                "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 4 wide, 5 shared; 3, the paired "
+                "kernel, was retired)",
                 a.kernel);
   SPARVAR_CHECK(a.kernel != BSA_KERNEL_SHARED || (a.q_block == 128 && !a.block_mass),
                 "block_sparse_attention: the shared kernel needs q_block 128 (got {}) and no block_mass", a.q_block);
-  SPARVAR_CHECK(!a.block_mass || a.kernel != BSA_KERNEL_PAIRED,
-                "block_sparse_attention: the paired kernel does not support block_mass (use 0 auto, 1 simple or "
-                "2 pipelined)");
   SPARVAR_CHECK(a.kv_rows == 0 || a.kv_rows >= a.nk, "block_sparse_attention: kv_rows {} is below nk {}", a.kv_rows,
                 a.nk);
   SPARVAR_CHECK(!a.out_rows || a.out_tokens > 0, "block_sparse_attention: out_rows needs out_tokens > 0, got {}",
                 a.out_tokens);
-  SPARVAR_CHECK(a.kernel != BSA_KERNEL_PAIRED || (a.kv_rows == 0 && !a.out_rows),
-                "block_sparse_attention: the paired kernel does not support kv_rows / out_rows (use 0 auto, 1 simple "
-                "or 2 pipelined)");
   const long long rows = static_cast<long long>(a.batch) * a.heads *
                          std::max({a.nq, a.nk, a.kv_rows, a.out_rows ? a.out_tokens : 0}) * a.head_dim;
   SPARVAR_CHECK(rows < (1ll << 40), "block_sparse_attention: tensors too large");
@@ -109,15 +104,13 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
   const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
   const bool pipelined_ok = attention_cuda::pipelined_supports(shape);
   if (args.kernel >= BSA_KERNEL_PIPELINED) {
-    static constexpr const char* kNames[] = {"auto", "simple", "pipelined", "paired", "wide", "shared"};
+    static constexpr const char* kNames[] = {"auto", "simple", "pipelined", "(retired)", "wide", "shared"};
     SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
                   "q_block {}", kNames[args.kernel], args.head_dim, args.k_block, args.q_block);
   }
   const int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel(args.q_block) : args.kernel;
   if (kernel == BSA_KERNEL_SHARED && attention_cuda::shared_supports(shape, p)) {
     check_cuda(attention_cuda::launch_shared(shape, p, stream), "shared kernel launch");
-  } else if (kernel == BSA_KERNEL_PAIRED) {
-    check_cuda(attention_cuda::launch_paired(shape, p, stream), "paired kernel launch");
   } else if (kernel == BSA_KERNEL_WIDE && !p.block_mass && pipelined_ok) {
     check_cuda(attention_cuda::launch_wide(shape, p, stream), "wide kernel launch");
   } else if (kernel != BSA_KERNEL_SIMPLE && pipelined_ok) {

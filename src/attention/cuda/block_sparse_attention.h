@@ -25,9 +25,8 @@ extern "C" {
 // Which kernel runs. SIMPLE: the phase-1 reference/fallback (block_mass too).
 // PIPELINED: the warp-specialised persistent TMA/wgmma kernel (every head dim / block size; block_mass through a
 // second K pass in its own instantiation, so calls without it pay nothing).
-// PAIRED (v3): like PIPELINED, but the two consumer warpgroups of a CTA take adjacent 64-row query blocks of
-// one head and share ONE K/V stream (the union of their lists); every head dim / block size, no block_mass
-// (rejected).
+// 3 is unused: it was the "paired" kernel (two 64-row query blocks sharing the union of their lists), measured no
+// faster than PIPELINED and retired (docs/kernel_notes.md).
 // WIDE (v4): PIPELINED's CTA with 128 keys (two listed 64-token blocks) per consumer step; every head dim / block
 // size, in place too; a call with block_mass runs PIPELINED.
 // SHARED (v5): one K/V stream per 128-row query block, read by both consumer warpgroups of the CTA
@@ -39,7 +38,6 @@ enum BlockSparseKernel {
   BSA_KERNEL_AUTO = 0,
   BSA_KERNEL_SIMPLE = 1,
   BSA_KERNEL_PIPELINED = 2,
-  BSA_KERNEL_PAIRED = 3,
   BSA_KERNEL_WIDE = 4,
   BSA_KERNEL_SHARED = 5
 };

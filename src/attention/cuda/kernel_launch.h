@@ -20,7 +20,6 @@ bool pipelined_supports(const LaunchShape& shape);
 // v2; computes block_mass when p.block_mass is set (a separate instantiation).
 cudaError_t launch_pipelined(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 // v3: one K/V stream per 128-row tile shared by both consumer warpgroups; every shape, no block_mass.
-cudaError_t launch_paired(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 // v4 "wide": the pipelined kernel with 128 keys (two listed 64-token blocks) per consumer step; every shape, no
 // block_mass (p.block_mass must be null).
 cudaError_t launch_wide(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);

@@ -1,4 +1,4 @@
-// Pieces shared by the launchers of the persistent kernels (pipelined, paired).
+// Pieces shared by the launchers of the persistent kernels (pipelined, wide, shared).
 #pragma once
 
 #include <algorithm>

@@ -102,12 +102,11 @@ class CudaAttentionExecutor final : public AttentionExecutor {
     finish(c, mass);
   }
 
-  bool in_place(DType dtype) const override { return dtype == DType::BF16 && kernel_ != BSA_KERNEL_PAIRED; }
+  bool in_place(DType dtype) const override { return dtype == DType::BF16; }
 
   void attend_in_place(const Tensor& q, const Tensor& k, const Tensor& v, int scale, int slot, MassOutput mass,
                        Tensor& out) override {
-    SPARVAR_CHECK(in_place(q.dtype()), "cuda sparse attention: in place takes bf16 and the simple or pipelined kernel "
-                  "(q {}, kernel {})", q.describe(), kernel_);
+    SPARVAR_CHECK(in_place(q.dtype()), "cuda sparse attention: in place takes bf16 (q {})", q.describe());
     const Call c = prepare(q, k, v, scale, slot, mass, out, /*in_place=*/true);
     BlockSparseAttentionArgs a = kernel_args(c, q.data(), k.data(), v.data(), out.data(), mass);
     a.kv_rows = static_cast<int>(k.dim(2));

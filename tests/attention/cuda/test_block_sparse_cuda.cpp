@@ -1,5 +1,5 @@
 // Block-sparse attention kernels against a plain CPU reference (double accumulation, exact softmax over the
-// listed blocks), outputs and block mass (simple and pipelined kernels; the paired one has no block mass). Prints "skipped: no CUDA device" and exits 77 (ctest: skipped) where no GPU is present (CI); otherwise every
+// listed blocks), outputs and block mass (simple and pipelined kernels). Prints "skipped: no CUDA device" and exits 77 (ctest: skipped) where no GPU is present (CI); otherwise every
 // failure is loud and the exit code non-zero.
 #include "block_sparse_attention.h"
 
@@ -57,6 +57,9 @@ struct Case {
   // k / v as the first nk rows of longer per-head buffers (kv_rows) and the output token-major through a
   // random slot -> token map with padding slots (what the CUDA sparse runner does with its KV cache).
   bool in_place = false;
+  // Key rows scaled by 1 + k_rise * row / nk: scores grow along the keys, so a row's max keeps rising by large jumps
+  // (past the kernels' kMaxLagLog2, and at 40 past what exp2 of an unrescaled score could hold).
+  float k_rise = 0.f;
 };
 
 // In-place operands of a case: longer k / v rows (their tail NaN: never read) and a slot -> token map.
@@ -175,7 +178,6 @@ Reference reference(const Case& c, const std::vector<uint16_t>& q, const std::ve
 }
 
 void run_case(Case c, int kernel, std::mt19937& rng) {
-  if (kernel == BSA_KERNEL_PAIRED) c.with_mass = false;  // the paired kernel rejects block_mass (error_cases)
   if (kernel == BSA_KERNEL_WIDE) c.with_mass = false;    // block_mass would run the pipelined kernel instead
   if (kernel == BSA_KERNEL_SHARED) {                     // 128-row query blocks only, no block_mass (error_cases)
     if (c.q_block != 128) return;
@@ -190,7 +192,12 @@ void run_case(Case c, int kernel, std::mt19937& rng) {
     return x;
   };
   const auto q = randn(static_cast<size_t>(bh) * c.nq * D, 1.5f);
-  const auto k = randn(static_cast<size_t>(bh) * c.nk * D, 1.f);
+  auto k = randn(static_cast<size_t>(bh) * c.nk * D, 1.f);
+  if (c.k_rise > 0.f)
+    for (size_t i = 0; i < k.size(); ++i) {
+      const size_t row = (i / D) % static_cast<size_t>(c.nk);
+      k[i] = to_bf16(from_bf16(k[i]) * (1.f + c.k_rise * static_cast<float>(row) / static_cast<float>(c.nk)));
+    }
   const auto v = randn(static_cast<size_t>(bh) * c.nk * D, 1.f);
   const Pattern pat = random_pattern(c, rng);
   std::vector<int> kvalid(kblocks, c.k_block), qvalid(qblocks, c.q_block);
@@ -343,14 +350,8 @@ void error_cases() {
   expect_rejected("pattern_heads 3 of 1", [](BlockSparseAttentionArgs& a) { a.pattern_heads = 3; });
   expect_rejected("kv_rows below nk", [](BlockSparseAttentionArgs& a) { a.kv_rows = 32; });
   expect_rejected("out_rows without out_tokens", [](BlockSparseAttentionArgs& a) { a.out_rows = a.col_blocks; });
-  expect_rejected("kv_rows on the paired kernel", [](BlockSparseAttentionArgs& a) {
-    a.kv_rows = 128;
-    a.kernel = BSA_KERNEL_PAIRED;
-  });
-  expect_rejected("block_mass on the paired kernel", [](BlockSparseAttentionArgs& a) {
-    a.block_mass = reinterpret_cast<float*>(0x1000);
-    a.kernel = BSA_KERNEL_PAIRED;
-  });
+  expect_rejected("kernel 3 (retired)", [](BlockSparseAttentionArgs& a) { a.kernel = 3; });
+  expect_rejected("kernel 6", [](BlockSparseAttentionArgs& a) { a.kernel = 6; });
   expect_rejected("q_block 64 on the shared kernel", [](BlockSparseAttentionArgs& a) {
     a.q_block = 64;
     a.kernel = BSA_KERNEL_SHARED;
@@ -451,7 +452,7 @@ int main() {
       {"D128 q64 k64 dense mass", 1, 2, 128, 256, 384, 64, 64, true, true, true, true},
       {"D64 q64 k64 many tiles per-head partial", 2, 6, 64, 2048, 512, 64, 64, true, true, false, false},
       {"D128 q64 k64 many tiles shared", 2, 5, 128, 2048, 384, 64, 64, false, true, false, false},
-      // An odd number of 64-row query blocks: the paired kernel's last tile has one half only.
+      // An odd number of 64-row query blocks (a 128-row pair of them has one half only).
       {"D128 q64 k64 odd q blocks per-head partial", 2, 3, 128, 320, 512, 64, 64, true, true, false, false},
       {"D64 q64 k128 odd q blocks shared", 1, 2, 64, 448, 768, 64, 128, false, true, false, false},
       // Block mass from every (head dim, q block, k block, shared / per-head) corner, and over many tiles per
@@ -467,6 +468,10 @@ int main() {
       {"D128 q64 k64 in place per-head partial", 2, 3, 128, 512, 768, 64, 64, true, true, false, false, true},
       {"D128 q128 k128 in place shared mass", 2, 2, 128, 512, 768, 128, 128, false, true, true, false, true},
       {"D64 q64 k128 in place many tiles mass", 2, 5, 64, 1536, 512, 64, 128, false, true, true, false, true},
+      // Rising scores: the online softmax's rescaling path after the first step, and no overflow of large logits.
+      {"D64 q64 k64 dense rising scores mass", 1, 2, 64, 256, 1024, 64, 64, true, false, true, true, false, 4.f},
+      {"D128 q128 k128 rising scores x40", 2, 2, 128, 512, 1024, 128, 128, false, true, false, false, false, 40.f},
+      {"D128 q64 k64 rising scores x40 mass", 1, 2, 128, 256, 1024, 64, 64, true, false, true, false, false, 40.f},
   };
   if (quick) cases = {{"quick D128 q64 k64 mass", 1, 2, 128, 128, 256, 64, 64, true, true, true, false},
                       {"quick D64 q64 k128 shared mass", 1, 2, 64, 192, 384, 64, 128, false, true, true, false},
@@ -475,7 +480,7 @@ int main() {
                       {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false},
                       {"quick D128 q64 k64 in place mass", 1, 2, 128, 192, 256, 64, 64, true, true, true, false, true}};
   // SPARVAR_TEST_KERNELS=4 (a comma list of kernel ids): only those, e.g. to check one kernel's variants quickly.
-  std::vector<int> kernels = {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE,
+  std::vector<int> kernels = {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_WIDE,
                               BSA_KERNEL_SHARED};
   if (const char* only = std::getenv("SPARVAR_TEST_KERNELS")) {
     std::vector<int> chosen;
@@ -491,7 +496,7 @@ int main() {
   setenv("SPARVAR_ATTN_MAX_CTAS", "1", 1);
   std::printf("  (grid capped at 1 CTA)\n");
   for (const Case& c : cases)
-    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_PAIRED, BSA_KERNEL_WIDE, BSA_KERNEL_SHARED})
+    for (int kernel : {BSA_KERNEL_PIPELINED, BSA_KERNEL_WIDE, BSA_KERNEL_SHARED})
       if (chosen(kernel)) run_case(c, kernel, rng);
   repeated_launches_on_two_streams(rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
