@@ -62,6 +62,7 @@ struct PipelinedKernel {
     uint64_t q_full, q_empty;
     uint64_t k_full[kStages], k_empty[kStages], v_full[kStages], v_empty[kStages];
     TileMailbox tiles;  // the lane's tile ids, producer to consumer (kernels that schedule tiles dynamically)
+    int k_valid[kStages];  // valid keys of the block in each K stage, from the producer (wide kernel)
   };
   struct Smem {
     LaneSmem lane[kLanes];
@@ -100,11 +101,19 @@ __device__ __forceinline__ int sub_block_valid(const KernelParams& p, const int*
   return v < 0 ? 0 : (v > 64 ? 64 : v);
 }
 
-__device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile) {
+// Where 64-row tile `tile` writes: (batch*head, query tile). No memory access.
+__device__ __forceinline__ TileCoord tile_place(const KernelParams& p, int tile) {
   const int qtiles = p.nq / kTileM;
   TileCoord t;
   t.bh = tile / qtiles;
   t.qtile = tile % qtiles;
+  t.row_start = t.count = 0;
+  return t;
+}
+
+// tile_place and the tile's list (reads the CSR offsets).
+__device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile) {
+  TileCoord t = tile_place(p, tile);
   const int row = pattern_row(p, t.bh % p.heads, t.qtile / (p.q_block / kTileM));
   t.row_start = p.row_offsets[row];
   t.count = (p.row_offsets[row + 1] - t.row_start) * (p.k_block / 64);

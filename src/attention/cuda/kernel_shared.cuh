@@ -34,6 +34,7 @@ struct SharedKernel {
     uint64_t q_full, q_empty;
     uint64_t k_full[kStages], k_empty[kStages], v_full[kStages], v_empty[kStages];
     TileMailbox tiles;
+    int k_valid[kStages];  // valid keys of the block in each K stage, from the producer
   };
   struct Smem {
     alignas(1024) Element q[kConsumers][Cfg::kQElems];
@@ -47,12 +48,19 @@ struct SharedKernel {
   static constexpr int kConsumerThreads = 128 * kConsumers;
 };
 
-// The 128-row tile's (batch*head, query block) and its list (q_block == 128: one CSR row per tile).
-__device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, int tile) {
+// The 128-row tile's (batch*head, query block). No memory access.
+__device__ __forceinline__ TileCoord shared_tile_place(const KernelParams& p, int tile) {
   const int qtiles = p.nq / (2 * kTileM);
   TileCoord t;
   t.bh = tile / qtiles;
   t.qtile = tile % qtiles;
+  t.row_start = t.count = 0;
+  return t;
+}
+
+// shared_tile_place and the tile's list (q_block == 128: one CSR row per tile; reads the CSR offsets).
+__device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, int tile) {
+  TileCoord t = shared_tile_place(p, tile);
   const int row = pattern_row(p, t.bh % p.heads, t.qtile);
   t.row_start = p.row_offsets[row];
   t.count = (p.row_offsets[row + 1] - t.row_start) * (p.k_block / 64);
@@ -81,8 +89,8 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
   uint32_t q_phase = 0;
   MailboxPos mailbox;
   for (int tile = blockIdx.x; tile < prm.num_tiles; tile = next_tile(prm.tile_counter, prm.num_tiles, gridDim.x, tile)) {
-    post_tile(bar.tiles, mailbox, tile);
     const TileCoord t = shared_tile_coord(p, tile);
+    post_tile(bar.tiles, mailbox, tile, t.count);
     if (t.count == 0) continue;
     Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(_, 0));  // (64, D, 64-row tiles)
     Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
@@ -99,7 +107,7 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
       q_phase ^= 1;
     });
   }
-  post_tile(bar.tiles, mailbox, -1);
+  post_tile(bar.tiles, mailbox, -1, 0);
 }
 
 template <int D>
@@ -135,8 +143,8 @@ __global__ void __launch_bounds__(384, 1)
     const int half = warpgroup - 1;
     const KernelParams& p = prm.p;
     consume_128key_tiles<D, K::kStages, true>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int tile) {
-      const TileCoord t = shared_tile_coord(p, tile);
-      return ConsumerTile{t, 2 * t.qtile + half};
+      const TileCoord t = shared_tile_place(p, tile);
+      return ConsumerTile{t.bh, 2 * t.qtile + half};
     });
   }
 }

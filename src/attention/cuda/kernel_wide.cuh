@@ -32,8 +32,8 @@ __device__ void wide_producer(const typename PipelinedKernel<D>::Params& prm, ty
   uint32_t q_phase = 0;
   MailboxPos mailbox;
   for (int tile = lane_slot; tile < prm.num_tiles; tile = next_tile(prm.tile_counter, prm.num_tiles, num_slots, tile)) {
-    post_tile(bar.tiles, mailbox, tile);
     const TileCoord t = tile_coord(p, tile);
+    post_tile(bar.tiles, mailbox, tile, t.count);
     if (t.count == 0) continue;
     auto [tQg, tQs, tKg, tKs, tVg, tVs] = producer_views<D>(prm, sm, t);
     produce_128key_tile(p, t, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg, tVs, K::kKVBytes, [&] {
@@ -43,7 +43,7 @@ __device__ void wide_producer(const typename PipelinedKernel<D>::Params& prm, ty
       q_phase ^= 1;
     });
   }
-  post_tile(bar.tiles, mailbox, -1);
+  post_tile(bar.tiles, mailbox, -1, 0);
 }
 
 template <int D>
@@ -56,8 +56,8 @@ __global__ void __launch_bounds__(384, 1)
       smem_raw, [&](auto& sm, auto& bar, int slot, int slots) { wide_producer<D>(prm, sm, bar, slot, slots); },
       [&](auto& sm, auto& bar, int, int) {
         consume_128key_tiles<D, K::kStages, false>(p, bar, sm.q, sm.k, sm.v, [&](int tile) {
-          const TileCoord t = tile_coord(p, tile);
-          return ConsumerTile{t, t.qtile};
+          const TileCoord t = tile_place(p, tile);
+          return ConsumerTile{t.bh, t.qtile};
         });
       });
 }

@@ -14,7 +14,9 @@ namespace sparvar::attention_cuda {
 
 // Loads one tile's K and V blocks into the rings, K of step j before V of step j-1, and calls load_q() right after
 // the tile's first K block. tKg / tVg: the (batch, head)'s blocks (last mode: block id); tKs / tVs: ring stages.
-// Barriers: any struct with k_full / k_empty / v_full / v_empty arrays of kStages.
+// Barriers: any struct with k_full / k_empty / v_full / v_empty arrays of kStages and an int k_valid[kStages], where
+// each K stage's count of valid keys is published with it (the consumers then read no list or k_valid from global
+// memory: those dependent loads sat between a step's QK^T and its softmax, and at every tile start).
 template <int kStages, class Bar, class Tma, class KG, class KS, class VG, class VS, class LoadQ>
 __device__ __forceinline__ void produce_128key_tile(const KernelParams& p, const TileCoord& t, Bar& bar,
                                                     RingState<kStages>& kring, RingState<kStages>& vring,
@@ -29,8 +31,10 @@ __device__ __forceinline__ void produce_128key_tile(const KernelParams& p, const
   auto block = [&](int i) { return sub_block(p, cols, i < last ? i : last); };
   auto load_k = [&](int i) {
     const int s = kring.stage;
+    const int valid = i <= last ? sub_block_valid(p, cols, i) : 0;  // the padding block past the list: none
     Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
-    TxBarrier::arrive_and_expect_tx(&bar.k_full[s], stage_bytes);
+    publish_shared(&bar.k_valid[s], valid);
+    TxBarrier::arrive_and_expect_tx(&bar.k_full[s], stage_bytes);  // release: the count is visible with the data
     copy(tma_k.with(bar.k_full[s]), tKg(_, block(i)), tKs(_, s));
     kring.advance();
   };
@@ -55,15 +59,15 @@ __device__ __forceinline__ void produce_128key_tile(const KernelParams& p, const
   }
 }
 
-// Where a consumer's tile lives: its list (t) and its 64-row output tile.
+// Where a consumer's tile writes: (batch*head, 64-row output tile).
 struct ConsumerTile {
-  TileCoord t;
-  int out_qtile;
+  int bh, out_qtile;
 };
 
-// One consumer warpgroup: takes tile ids from the mailbox until -1, runs each tile's steps and stores its 64 x D
-// output. q, k, v: its Q buffer and the K / V rings (TileConfig<D, 64, kStages> layouts); tile_of(tile) ->
-// ConsumerTile. Per step (S = scores, P = probabilities of the previous step):
+// One consumer warpgroup: takes tiles (id, list length) from the mailbox until -1, runs each tile's steps and
+// stores its 64 x D output. q, k, v: its Q buffer and the K / V rings (TileConfig<D, 64, kStages> layouts);
+// tile_of(tile id) -> ConsumerTile. Every K stage comes with its count of valid keys (bar.k_valid). Per step
+// (S = scores, P = probabilities of the previous step):
 //   S0, S1 = Q K_{2j}^T, Q K_{2j+1}^T, and O += P0 V_{2j-2} issued behind them (and O += P1 V_{2j-1} too when
 //   kPvTogether: deep rings have that V in by then);
 //   softmax over S0 and S1 (one max, one rescale factor);
@@ -105,16 +109,12 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
   Ring kring, vring;  // the producer's ring positions, mirrored
   uint32_t q_phase = 0;
   MailboxPos mailbox;
-  for (int tile = take_tile(bar.tiles, mailbox); tile >= 0; tile = take_tile(bar.tiles, mailbox)) {
-    const ConsumerTile ct = tile_of(tile);
-    const TileCoord& t = ct.t;
+  for (PostedTile tile = take_tile(bar.tiles, mailbox); tile.id >= 0; tile = take_tile(bar.tiles, mailbox)) {
+    const ConsumerTile ct = tile_of(tile.id);
     clear(tOrO);
     RowState st;
-    const int* cols = p.col_blocks + t.row_start;
-    const int last = t.count - 1;
-    // Valid keys of sub-block i; the padding block past the list has none.
-    auto valid = [&](int i) { return i <= last ? sub_block_valid(p, cols, i) : 0; };
-    // Takes the next two K stages and waits for them.
+    int valid[2];  // valid keys of the step's two K stages
+    // Takes the next two K stages, waits for them and reads their valid-key counts (before they are released).
     auto wait_k = [&](Ring& a, Ring& b) {
       a = kring;
       kring.advance();
@@ -122,6 +122,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
       kring.advance();
       Barrier::wait(&bar.k_full[a.stage], a.phase);
       Barrier::wait(&bar.k_full[b.stage], b.phase);
+      valid[0] = read_shared(&bar.k_valid[a.stage]);
+      valid[1] = read_shared(&bar.k_valid[b.stage]);
     };
     // S0, S1 = Q K^T (one commit group each).
     auto issue_qk = [&](const Ring& a, const Ring& b) {
@@ -137,8 +139,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
       Barrier::arrive(&bar.k_empty[a.stage]);
       Barrier::arrive(&bar.k_empty[b.stage]);
       if (step == 0) Barrier::arrive(&bar.q_empty);
-      mask_keys<BK>(tSrS0, valid(2 * step), lane);
-      mask_keys<BK>(tSrS1, valid(2 * step + 1), lane);
+      mask_keys<BK>(tSrS0, valid[0], lane);
+      mask_keys<BK>(tSrS1, valid[1], lane);
       softmax_update_blocks<BK>(st, alpha, p.scale_log2, tSrS0, tSrS1);
     };
     // Waits for every wgmma, then releases the two V stages whose PV has finished.
@@ -150,8 +152,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
       Barrier::arrive(&bar.v_empty[a.stage]);
       Barrier::arrive(&bar.v_empty[b.stage]);
     };
-    if (t.count > 0) {
-      const int steps = (t.count + 1) / 2;
+    if (tile.count > 0) {
+      const int steps = (tile.count + 1) / 2;
       float alpha[2];
       Ring k0, k1;
       Barrier::wait(&bar.q_full, q_phase);
@@ -205,7 +207,7 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
     Tensor out = make_fragment_like<Element>(tOrO);
     CUTE_UNROLL
     for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-    store_out_tile<D>(p, t.bh, ct.out_qtile, out, tid);
+    store_out_tile<D>(p, ct.bh, ct.out_qtile, out, tid);
   }
 }
 

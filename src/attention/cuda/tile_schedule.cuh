@@ -22,6 +22,22 @@
 
 namespace sparvar::attention_cuda {
 
+// An int in shared memory handed between warps beside an mbarrier: st / ld.volatile.shared, compiler barriers both
+// (the mbarrier asm carries no memory clobber, so a plain access could move across the wait or the arrive). The
+// shared state space matters: through a generic pointer nvcc emits LD/ST.E.STRONG.SYS (generic addressing, slower).
+__device__ __forceinline__ void publish_shared(int* p, int v) {
+  asm volatile("st.volatile.shared.u32 [%0], %1;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))), "r"(v)
+               : "memory");
+}
+__device__ __forceinline__ int read_shared(const int* p) {
+  int v;
+  asm volatile("ld.volatile.shared.u32 %0, [%1];"
+               : "=r"(v)
+               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(p)))
+               : "memory");
+  return v;
+}
+
 // The lane's tile after `tile`: static when counter is null.
 __device__ __forceinline__ int next_tile(int* counter, int num_tiles, int num_slots, int tile) {
   if (!counter) return tile + num_slots;
@@ -30,11 +46,16 @@ __device__ __forceinline__ int next_tile(int* counter, int num_tiles, int num_sl
   return num_slots + taken;
 }
 
-// A two-entry ring of tile ids in shared memory: the producer posts each tile it starts (-1 when it has no more),
-// the consumer warpgroup takes them in order. full: one producer arrival; empty: the consumer's 128 threads.
+// A two-entry ring of tile ids in shared memory: the producer posts each tile it starts (-1 when it has no more)
+// with the length of its list, the consumer warpgroup takes them in order. full: one producer arrival; empty: the
+// consumer's 128 threads. The length travels with the id so that a consumer starts a tile without reading the CSR
+// offsets from global memory (a dependent load at every tile start, with the tensor cores idle).
 struct TileMailbox {
   uint64_t full[2], empty[2];
-  int id[2];
+  int id[2], count[2];
+};
+struct PostedTile {
+  int id, count;
 };
 
 __device__ __forceinline__ void init_tile_mailbox(TileMailbox& m) {
@@ -54,23 +75,20 @@ struct MailboxPos {
   }
 };
 
-__device__ __forceinline__ void post_tile(TileMailbox& m, MailboxPos& pos, int tile) {
+__device__ __forceinline__ void post_tile(TileMailbox& m, MailboxPos& pos, int tile, int count) {
   cutlass::arch::ClusterBarrier::wait(&m.empty[pos.slot], pos.phase ^ 1);
-  asm volatile("" ::: "memory");  // the mbarrier asm carries no memory clobber: keep the store between them
-  *reinterpret_cast<volatile int*>(&m.id[pos.slot]) = tile;
-  asm volatile("" ::: "memory");
+  publish_shared(&m.id[pos.slot], tile);
+  publish_shared(&m.count[pos.slot], count);
   cutlass::arch::ClusterBarrier::arrive(&m.full[pos.slot]);  // release: the id is visible to whoever waits
   pos.advance();
 }
 
-__device__ __forceinline__ int take_tile(TileMailbox& m, MailboxPos& pos) {
+__device__ __forceinline__ PostedTile take_tile(TileMailbox& m, MailboxPos& pos) {
   cutlass::arch::ClusterBarrier::wait(&m.full[pos.slot], pos.phase);
-  asm volatile("" ::: "memory");
-  const int tile = *reinterpret_cast<volatile int*>(&m.id[pos.slot]);
-  asm volatile("" ::: "memory");
+  const PostedTile t{read_shared(&m.id[pos.slot]), read_shared(&m.count[pos.slot])};
   cutlass::arch::ClusterBarrier::arrive(&m.empty[pos.slot]);
   pos.advance();
-  return tile;
+  return t;
 }
 
 }  // namespace sparvar::attention_cuda
