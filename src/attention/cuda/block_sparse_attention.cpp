@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,9 @@ int auto_kernel(int q_block) {
 
 void validate(const BlockSparseAttentionArgs& a) {
   SPARVAR_CHECK(a.q && a.k && a.v && a.out, "block_sparse_attention: q, k, v and out must be device pointers");
+  auto aligned16 = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  SPARVAR_CHECK(aligned16(a.q) && aligned16(a.k) && aligned16(a.v) && aligned16(a.out),
+                "block_sparse_attention: q, k, v and out must start at 16-byte boundaries (TMA loads, 16-byte stores)");
   SPARVAR_CHECK(a.row_offsets && a.col_blocks, "block_sparse_attention: row_offsets and col_blocks are required");
   SPARVAR_CHECK(a.batch > 0 && a.heads > 0, "block_sparse_attention: batch {} and heads {} must be positive",
                 a.batch, a.heads);

@@ -1,8 +1,8 @@
 // Block-sparse attention on Hopper (sm_90a): each query block walks its CSR list of key blocks with
 // online softmax; dense attention is the same call with every key block listed.
 //
-// Layout: q/out [B*H, nq, D], k/v [B*H, nk, D], bf16, row-major (D contiguous); tokens already tile-ordered
-// and padded to whole blocks by the caller.
+// Layout: q/out [B*H, nq, D], k/v [B*H, nk, D], bf16, row-major (D contiguous), each starting at a 16-byte
+// boundary; tokens already tile-ordered and padded to whole blocks by the caller.
 //
 // Semantics the caller can rely on:
 //  - keys past k_valid[kb] inside key block kb are masked (-inf); a key block with k_valid 0 contributes nothing;

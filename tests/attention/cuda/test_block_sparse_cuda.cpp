@@ -346,6 +346,9 @@ void error_cases() {
   expect_rejected("k_block 32", [](BlockSparseAttentionArgs& a) { a.k_block = 32; });
   expect_rejected("nq not a multiple", [](BlockSparseAttentionArgs& a) { a.nq = 100; });
   expect_rejected("null q", [](BlockSparseAttentionArgs& a) { a.q = nullptr; });
+  expect_rejected("out not 16-byte aligned", [](BlockSparseAttentionArgs& a) {
+    a.out = static_cast<char*>(a.out) + 2;
+  });
   expect_rejected("null col_blocks", [](BlockSparseAttentionArgs& a) { a.col_blocks = nullptr; });
   expect_rejected("pattern_heads 3 of 1", [](BlockSparseAttentionArgs& a) { a.pattern_heads = 3; });
   expect_rejected("kv_rows below nk", [](BlockSparseAttentionArgs& a) { a.kv_rows = 32; });
