@@ -1,5 +1,5 @@
-// The epilogue store of one consumer's finished 64 x D output tile (scaled by 1/row sum, in bf16), shared by the
-// simple and pipelined kernels. Two destinations:
+// The epilogue store of one consumer's finished 64 x D output tile (scaled by 1/row sum, in bf16), shared by every
+// kernel. Two destinations:
 //  - row-major out [B*H, nq, D]: the tile's 64 query slots in place (padding slots included);
 //  - with p.out_rows, token-major out [B, out_tokens, heads, D] at the token each slot holds (padding slots,
 //    -1, are skipped), so the output projection reads it with no scatter pass in between.
