@@ -86,6 +86,14 @@ struct RingState {
   }
 };
 
+// The ring's current position, and the ring moved past it (the next stage a consumer takes).
+template <int kStages>
+__device__ __forceinline__ RingState<kStages> take_stage(RingState<kStages>& ring) {
+  const RingState<kStages> taken = ring;
+  ring.advance();
+  return taken;
+}
+
 struct TileCoord {
   int bh, qtile, row_start, count;  // count: 64-token key blocks to walk (a 128-token block is two)
 };
@@ -101,9 +109,10 @@ __device__ __forceinline__ int sub_block_valid(const KernelParams& p, const int*
   return v < 0 ? 0 : (v > 64 ? 64 : v);
 }
 
-// Where 64-row tile `tile` writes: (batch*head, query tile). No memory access.
+// Where work tile `tile` of kRows query rows writes: (batch*head, query tile of kRows rows). No memory access.
+template <int kRows = kTileM>
 __device__ __forceinline__ TileCoord tile_place(const KernelParams& p, int tile) {
-  const int qtiles = p.nq / kTileM;
+  const int qtiles = p.nq / kRows;
   TileCoord t;
   t.bh = tile / qtiles;
   t.qtile = tile % qtiles;
@@ -111,12 +120,17 @@ __device__ __forceinline__ TileCoord tile_place(const KernelParams& p, int tile)
   return t;
 }
 
-// tile_place and the tile's list (reads the CSR offsets).
-__device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile) {
-  TileCoord t = tile_place(p, tile);
-  const int row = pattern_row(p, t.bh % p.heads, t.qtile / (p.q_block / kTileM));
+// Fills t's list: the CSR row of query block qb of t's head (reads the CSR offsets).
+__device__ __forceinline__ void read_tile_list(const KernelParams& p, TileCoord& t, int qb) {
+  const int row = pattern_row(p, t.bh % p.heads, qb);
   t.row_start = p.row_offsets[row];
   t.count = (p.row_offsets[row + 1] - t.row_start) * (p.k_block / 64);
+}
+
+// A 64-row tile and its list (a 128-row query block's list serves both of its 64-row tiles).
+__device__ __forceinline__ TileCoord tile_coord(const KernelParams& p, int tile) {
+  TileCoord t = tile_place(p, tile);
+  read_tile_list(p, t, t.qtile / (p.q_block / kTileM));
   return t;
 }
 
@@ -312,10 +326,7 @@ __device__ void pipelined_consumer(const typename PipelinedKernel<D>::Params& pr
     if (t.count > 0) q_phase ^= 1;
     float inv_sum[2];
     finish_rows(st, inv_sum);
-    Tensor out = make_fragment_like<Element>(tOrO);
-    CUTE_UNROLL
-    for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-    store_out_tile<D>(p, t.bh, t.qtile, out, tid);
+    store_scaled_tile<D>(p, t.bh, t.qtile, tOrO, inv_sum, tid);
     if constexpr (kMass) {
       if (t.count > 0) block_mass_pass<D>(p, bar, t, kring, st, inv_sum, tSrQ, tSrK, tSrS);
     }

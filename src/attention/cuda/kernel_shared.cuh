@@ -48,22 +48,10 @@ struct SharedKernel {
   static constexpr int kConsumerThreads = 128 * kConsumers;
 };
 
-// The 128-row tile's (batch*head, query block). No memory access.
-__device__ __forceinline__ TileCoord shared_tile_place(const KernelParams& p, int tile) {
-  const int qtiles = p.nq / (2 * kTileM);
-  TileCoord t;
-  t.bh = tile / qtiles;
-  t.qtile = tile % qtiles;
-  t.row_start = t.count = 0;
-  return t;
-}
-
-// shared_tile_place and the tile's list (q_block == 128: one CSR row per tile; reads the CSR offsets).
+// The 128-row tile and its list (q_block == 128: one CSR row per tile).
 __device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, int tile) {
-  TileCoord t = shared_tile_place(p, tile);
-  const int row = pattern_row(p, t.bh % p.heads, t.qtile);
-  t.row_start = p.row_offsets[row];
-  t.count = (p.row_offsets[row + 1] - t.row_start) * (p.k_block / 64);
+  TileCoord t = tile_place<2 * kTileM>(p, tile);
+  read_tile_list(p, t, t.qtile);
   return t;
 }
 
@@ -87,11 +75,8 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
 
   RingState<K::kStages> kring, vring;
   uint32_t q_phase = 0;
-  MailboxPos mailbox;
-  for (int tile = blockIdx.x; tile < prm.num_tiles; tile = next_tile(prm.tile_counter, prm.num_tiles, gridDim.x, tile)) {
-    const TileCoord t = shared_tile_coord(p, tile);
-    post_tile(bar.tiles, mailbox, tile, t.count);
-    if (t.count == 0) continue;
+  auto coord_of = [&](int tile) { return shared_tile_coord(p, tile); };
+  produce_tiles(bar.tiles, blockIdx.x, prm.num_tiles, gridDim.x, prm.tile_counter, coord_of, [&](const TileCoord& t) {
     Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(_, 0));  // (64, D, 64-row tiles)
     Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
     Tensor gV = local_tile(mV(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
@@ -106,8 +91,7 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
       copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile + 1), tQs1);
       q_phase ^= 1;
     });
-  }
-  post_tile(bar.tiles, mailbox, -1, 0);
+  });
 }
 
 template <int D>
@@ -143,7 +127,7 @@ __global__ void __launch_bounds__(384, 1)
     const int half = warpgroup - 1;
     const KernelParams& p = prm.p;
     consume_128key_tiles<D, K::kStages, true>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int tile) {
-      const TileCoord t = shared_tile_place(p, tile);
+      const TileCoord t = tile_place<2 * kTileM>(p, tile);
       return ConsumerTile{t.bh, 2 * t.qtile + half};
     });
   }

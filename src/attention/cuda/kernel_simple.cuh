@@ -138,10 +138,7 @@ __global__ void __launch_bounds__(128) simple_block_sparse_kernel(const __grid_c
 
   float inv_sum[2];
   finish_rows(st, inv_sum);
-  Tensor out = make_fragment_like<Element>(tOrO);
-  CUTE_UNROLL
-  for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-  store_out_tile<D>(p, bh, qtile, out, tid);
+  store_scaled_tile<D>(p, bh, qtile, tOrO, inv_sum, tid);
 
   if (p.block_mass == nullptr) return;
   // Second, light pass: S again per listed block, now under the final row max and sum.

@@ -30,11 +30,8 @@ __device__ void wide_producer(const typename PipelinedKernel<D>::Params& prm, ty
 
   RingState<K::kStages> kring, vring;
   uint32_t q_phase = 0;
-  MailboxPos mailbox;
-  for (int tile = lane_slot; tile < prm.num_tiles; tile = next_tile(prm.tile_counter, prm.num_tiles, num_slots, tile)) {
-    const TileCoord t = tile_coord(p, tile);
-    post_tile(bar.tiles, mailbox, tile, t.count);
-    if (t.count == 0) continue;
+  auto coord_of = [&](int tile) { return tile_coord(p, tile); };
+  produce_tiles(bar.tiles, lane_slot, prm.num_tiles, num_slots, prm.tile_counter, coord_of, [&](const TileCoord& t) {
     auto [tQg, tQs, tKg, tKs, tVg, tVs] = producer_views<D>(prm, sm, t);
     produce_128key_tile(p, t, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg, tVs, K::kKVBytes, [&] {
       Barrier::wait(&bar.q_empty, q_phase ^ 1);
@@ -42,8 +39,7 @@ __device__ void wide_producer(const typename PipelinedKernel<D>::Params& prm, ty
       copy(prm.tma_q.with(bar.q_full), tQg, tQs);
       q_phase ^= 1;
     });
-  }
-  post_tile(bar.tiles, mailbox, -1, 0);
+  });
 }
 
 template <int D>

@@ -62,4 +62,14 @@ __device__ __forceinline__ void store_out_tile(const KernelParams& p, int bh, in
   }
 }
 
+// The finished PV accumulator o scaled by 1/row sum (inv_sum from finish_rows), in bf16, then store_out_tile.
+template <int D, class Acc>
+__device__ __forceinline__ void store_scaled_tile(const KernelParams& p, int bh, int qtile, const Acc& o,
+                                                  const float inv_sum[2], int tid) {
+  Tensor out = make_fragment_like<Element>(o);
+  CUTE_UNROLL
+  for (int e = 0; e < size(o); ++e) out(e) = Element(o(e) * inv_sum[(e / 2) % 2]);
+  store_out_tile<D>(p, bh, qtile, out, tid);
+}
+
 }  // namespace sparvar::attention_cuda

@@ -59,6 +59,21 @@ __device__ __forceinline__ void produce_128key_tile(const KernelParams& p, const
   }
 }
 
+// A producer's walk over its tiles (tile_schedule.cuh): from `first`, then the next per the schedule, each posted to
+// the consumers with its list length (empty lists too: they still store zeros), the non-empty ones handed to
+// produce(t); -1 posted at the end. coord_of(tile) -> TileCoord with its list.
+template <class CoordOf, class Produce>
+__device__ __forceinline__ void produce_tiles(TileMailbox& box, int first, int num_tiles, int num_slots, int* counter,
+                                              CoordOf coord_of, Produce produce) {
+  MailboxPos mailbox;
+  for (int tile = first; tile < num_tiles; tile = next_tile(counter, num_tiles, num_slots, tile)) {
+    const TileCoord t = coord_of(tile);
+    post_tile(box, mailbox, tile, t.count);
+    if (t.count > 0) produce(t);
+  }
+  post_tile(box, mailbox, -1, 0);
+}
+
 // Where a consumer's tile writes: (batch*head, 64-row output tile).
 struct ConsumerTile {
   int bh, out_qtile;
@@ -116,10 +131,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
     int valid[2];  // valid keys of the step's two K stages
     // Takes the next two K stages, waits for them and reads their valid-key counts (before they are released).
     auto wait_k = [&](Ring& a, Ring& b) {
-      a = kring;
-      kring.advance();
-      b = kring;
-      kring.advance();
+      a = take_stage(kring);
+      b = take_stage(kring);
       Barrier::wait(&bar.k_full[a.stage], a.phase);
       Barrier::wait(&bar.k_full[b.stage], b.phase);
       valid[0] = read_shared(&bar.k_valid[a.stage]);
@@ -166,10 +179,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
       softmax_step(k0, k1, 0, alpha);
       convert_to_bf16(tSrS0, tOrP0);
       convert_to_bf16(tSrS1, tOrP1);
-      Ring v0 = vring;  // V positions of the step whose PV is pending
-      vring.advance();
-      Ring v1 = vring;
-      vring.advance();
+      Ring v0 = take_stage(vring);  // V positions of the step whose PV is pending
+      Ring v1 = take_stage(vring);
       for (int j = 1; j < steps; ++j) {
         wait_k(k0, k1);
         Barrier::wait(&bar.v_full[v0.stage], v0.phase);
@@ -190,10 +201,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
         rescale_rows(tOrO, alpha);
         convert_to_bf16(tSrS0, tOrP0);
         convert_to_bf16(tSrS1, tOrP1);
-        v0 = vring;
-        vring.advance();
-        v1 = vring;
-        vring.advance();
+        v0 = take_stage(vring);
+        v1 = take_stage(vring);
       }
       Barrier::wait(&bar.v_full[v0.stage], v0.phase);
       Barrier::wait(&bar.v_full[v1.stage], v1.phase);
@@ -204,10 +213,7 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
     }
     float inv_sum[2];
     finish_rows(st, inv_sum);
-    Tensor out = make_fragment_like<Element>(tOrO);
-    CUTE_UNROLL
-    for (int e = 0; e < size(tOrO); ++e) out(e) = Element(tOrO(e) * inv_sum[(e / 2) % 2]);
-    store_out_tile<D>(p, ct.bh, ct.out_qtile, out, tid);
+    store_scaled_tile<D>(p, ct.bh, ct.out_qtile, tOrO, inv_sum, tid);
   }
 }
 
