@@ -5,6 +5,8 @@ random masks at 16 / 28 heads and 64 / 128-token blocks, plus fixed list lengths
 per-tile cost). The last column: each build's output against the first's (and, dense, the first's against cuDNN).
 
   python3 bench/attention_ab.py A=/tmp/bA/src/attention/cuda/libsparvar_attention_capi.so B=/tmp/bB/...
+A build may name the kernel it runs (default 0, auto): W=/tmp/b/.../libsparvar_attention_capi.so@4 S=...@5.
+AB_CASES=dense,10% (environment) times only those cases.
 """
 import math
 import os
@@ -19,7 +21,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 if len(sys.argv) < 2 or any("=" not in a for a in sys.argv[1:]):
     sys.exit(__doc__)
-libs = [(a.split("=")[0], ab.Ours(a.split("=")[1])) for a in sys.argv[1:]]
+libs, kernel_of = [], {}
+for a in sys.argv[1:]:
+    name, spec = a.split("=", 1)
+    path, _, kern = spec.partition("@")
+    libs.append((name, ab.Ours(path)))
+    kernel_of[name] = int(kern or 0)
 dev = torch.device("cuda")
 torch.manual_seed(0)
 gen = torch.Generator().manual_seed(1)
@@ -51,14 +58,17 @@ for H in (16, 28):
                 for _ in range(H * qb):
                     rows.append(sorted(torch.randperm(kb, generator=gen)[:L].tolist()))
                 cases.append((f"L={L}", rows))
+        only = os.environ.get("AB_CASES")
         for name, rows in cases:
+            if only and name not in only.split(","):
+                continue
             pat = ab.Pattern(rows, H, qb, kb, dev)
             flops = 4.0 * B * blk * blk * D * pat.nnz
             outs, best = [], [math.inf] * len(libs)
             runs = []
-            for _, lib in libs:
+            for name_, lib in libs:
                 o = torch.full_like(q, float("nan"))
-                runs.append((lib.prepare(q, k, v, o, pat, blk, blk, k_valid, 0), o))
+                runs.append((lib.prepare(q, k, v, o, pat, blk, blk, k_valid, kernel_of[name_]), o))
             for rnd in range(3):
                 for i, (run, _) in enumerate(runs):
                     best[i] = min(best[i], ab.bench(run))

@@ -161,7 +161,7 @@ def main():
     ap.add_argument("--lib", required=True)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--heads", default="16,28")
-    ap.add_argument("--kernels", default="1", help="our variants: 0 auto, 1 simple, 2 pipelined, 4 wide, 5 shared (q_block 128)")
+    ap.add_argument("--kernels", default="1", help="our variants: 0 auto, 1 simple, 2 pipelined, 4 wide, 5 shared (q_block 128, or pairs of 64-row blocks)")
     ap.add_argument("--densities", default="1.0,0.3,0.2,0.15,0.1,0.05")
     ap.add_argument("--blocks", default="64,128")
     ap.add_argument("--scales", default="64", help="query grid sides to time (16..64)")

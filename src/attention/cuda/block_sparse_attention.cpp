@@ -20,11 +20,21 @@ void check_cuda(cudaError_t status, const char* what) {
 
 bool is_block_size(int b) { return b == 64 || b == 128; }
 
-// What AUTO runs without block_mass. Unset SPARVAR_BSA_KERNEL: SHARED for 128-row query blocks (as fast as WIDE
-// or up to 19% faster on them: one K/V stream per query block, H100, bench/attention_results.md, session 9), WIDE otherwise (2-9%
-// faster than PIPELINED on Infinity's CSLA masks, session 6). SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once)
-// forces one for A/B runs of the whole engine (shared only where it applies, else wide).
-int auto_kernel(int q_block) {
+// Whether a pattern lists at least 90% of all blocks (nnz known: the caller passed it; 0 for device-built patterns).
+bool near_dense(const BlockSparseAttentionArgs& a) {
+  const long long rows = static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
+  return a.nnz > 0 && 10ll * a.nnz >= 9ll * rows * (a.nk / a.k_block);
+}
+
+// What AUTO runs without block_mass (H100 measurements, bench/attention_results.md):
+//  - q_block 128: SHARED (as fast as WIDE or up to 19% faster: one K/V stream per query block, session 9);
+//  - q_block and k_block 64, near-dense pattern: SHARED on pairs of query blocks (pair_lists.cuh; dense 6-9% faster
+//    than WIDE, 0.95-1.0x cuDNN, session 12). On sparser lists pairs measured within +-3% of WIDE (CSLA) or 7-13%
+//    slower (random lists, whose neighbouring rows share few blocks; both consumers meet at every tile start);
+//  - else WIDE (2-9% faster than PIPELINED on Infinity's CSLA masks, session 6).
+// SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once) forces one for A/B runs of the whole engine (shared only
+// where it applies, else wide).
+int auto_kernel(int q_block, int k_block, bool near_dense) {
   static const int forced = [] {
     const char* env = std::getenv("SPARVAR_BSA_KERNEL");
     if (!env || !*env) return int{BSA_KERNEL_AUTO};
@@ -34,8 +44,10 @@ int auto_kernel(int q_block) {
     if (v == "shared") return int{BSA_KERNEL_SHARED};
     fail("SPARVAR_BSA_KERNEL={}: expected pipelined, wide or shared", env);
   }();
-  const int preferred = forced == BSA_KERNEL_AUTO ? int{BSA_KERNEL_SHARED} : forced;
-  return preferred == BSA_KERNEL_SHARED && q_block != 128 ? int{BSA_KERNEL_WIDE} : preferred;
+  const bool pairs = q_block == 64 && k_block == 64;
+  if (forced == BSA_KERNEL_AUTO)
+    return q_block == 128 || (pairs && near_dense) ? int{BSA_KERNEL_SHARED} : int{BSA_KERNEL_WIDE};
+  return forced == BSA_KERNEL_SHARED && q_block != 128 && !pairs ? int{BSA_KERNEL_WIDE} : forced;
 }
 
 void validate(const BlockSparseAttentionArgs& a) {
@@ -64,8 +76,10 @@ void validate(const BlockSparseAttentionArgs& a) {
                 "block_sparse_attention: kernel {} (0 auto, 1 simple, 2 pipelined, 4 wide, 5 shared; 3, the paired "
                 "kernel, was retired)",
                 a.kernel);
-  SPARVAR_CHECK(a.kernel != BSA_KERNEL_SHARED || (a.q_block == 128 && !a.block_mass),
-                "block_sparse_attention: the shared kernel needs q_block 128 (got {}) and no block_mass", a.q_block);
+  SPARVAR_CHECK(a.kernel != BSA_KERNEL_SHARED ||
+                    ((a.q_block == 128 || (a.q_block == 64 && a.k_block == 64)) && !a.block_mass),
+                "block_sparse_attention: the shared kernel needs q_block 128, or q_block and k_block 64 (got {} / {}), "
+                "and no block_mass", a.q_block, a.k_block);
   SPARVAR_CHECK(a.kv_rows == 0 || a.kv_rows >= a.nk, "block_sparse_attention: kv_rows {} is below nk {}", a.kv_rows,
                 a.nk);
   SPARVAR_CHECK(!a.out_rows || a.out_tokens > 0, "block_sparse_attention: out_rows needs out_tokens > 0, got {}",
@@ -112,8 +126,14 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
     SPARVAR_CHECK(pipelined_ok, "block_sparse_attention: the {} kernel does not support head_dim {} k_block {} "
                   "q_block {}", kNames[args.kernel], args.head_dim, args.k_block, args.q_block);
   }
-  const int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel(args.q_block) : args.kernel;
-  if (kernel == BSA_KERNEL_SHARED && attention_cuda::shared_supports(shape, p)) {
+  int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel(args.q_block, args.k_block, near_dense(args)) : args.kernel;
+  if (kernel == BSA_KERNEL_SHARED && !attention_cuda::shared_supports(shape, p)) {
+    SPARVAR_CHECK(args.kernel == BSA_KERNEL_AUTO, "block_sparse_attention: the shared kernel takes pairs of 64-row "
+                  "query blocks only up to {} key blocks of 64 (nk {})", attention_cuda::shared_pair_max_k_blocks(shape),
+                  args.nk);
+    kernel = BSA_KERNEL_WIDE;
+  }
+  if (kernel == BSA_KERNEL_SHARED) {
     check_cuda(attention_cuda::launch_shared(shape, p, stream), "shared kernel launch");
   } else if (kernel == BSA_KERNEL_WIDE && !p.block_mass && pipelined_ok) {
     check_cuda(attention_cuda::launch_wide(shape, p, stream), "wide kernel launch");

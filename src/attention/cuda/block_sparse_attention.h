@@ -29,9 +29,11 @@ extern "C" {
 // faster than PIPELINED and retired (docs/kernel_notes.md).
 // WIDE (v4): PIPELINED's CTA with 128 keys (two listed 64-token blocks) per consumer step; every head dim / block
 // size, in place too; a call with block_mass runs PIPELINED.
-// SHARED (v5): one K/V stream per 128-row query block, read by both consumer warpgroups of the CTA
-// (FlashAttention-3's CTA); q_block 128 only, no block_mass (both rejected).
-// AUTO: without block_mass SHARED for q_block 128, else WIDE; PIPELINED with block_mass.
+// SHARED (v5): one K/V stream per 128-row tile, read by both consumer warpgroups of the CTA (FlashAttention-3's
+// CTA): a 128-row query block, or two 64-row query blocks whose lists are walked as one stream (q_block = k_block =
+// 64, up to 214 key blocks at head_dim 128); no block_mass (rejected).
+// AUTO: without block_mass SHARED for q_block 128 and for near-dense 64 x 64 patterns (nnz >= 90% of all blocks),
+// else WIDE; PIPELINED with block_mass.
 // SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once per process) sets what AUTO runs without block_mass, for A/B
 // runs of the whole engine.
 enum BlockSparseKernel {

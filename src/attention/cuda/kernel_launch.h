@@ -19,13 +19,13 @@ cudaError_t launch_simple(const LaunchShape& shape, const KernelParams& p, cudaS
 bool pipelined_supports(const LaunchShape& shape);
 // v2; computes block_mass when p.block_mass is set (a separate instantiation).
 cudaError_t launch_pipelined(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
-// v3: one K/V stream per 128-row tile shared by both consumer warpgroups; every shape, no block_mass.
 // v4 "wide": the pipelined kernel with 128 keys (two listed 64-token blocks) per consumer step; every shape, no
 // block_mass (p.block_mass must be null).
 cudaError_t launch_wide(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
-// v5 "shared": one K/V stream per 128-row query block read by both consumer warpgroups (kernel_shared.cuh);
-// q_block 128 only, no block_mass (shared_supports).
+// v5 "shared": one K/V stream per 128-row tile read by both consumer warpgroups (kernel_shared.cuh); q_block 128,
+// or q_block 64 with k_block 64 (two query blocks per tile, their lists merged); no block_mass (shared_supports).
 bool shared_supports(const LaunchShape& shape, const KernelParams& p);
+int shared_pair_max_k_blocks(const LaunchShape& shape);  // pairs: the most key blocks a list may range over
 cudaError_t launch_shared(const LaunchShape& shape, const KernelParams& p, cudaStream_t stream);
 
 // The dynamic tile schedule's counter for launches on `stream` (tile_schedule.cuh, tile_counter.cu), or null

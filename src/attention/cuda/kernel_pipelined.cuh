@@ -96,6 +96,7 @@ __device__ __forceinline__ RingState<kStages> take_stage(RingState<kStages>& rin
 
 struct TileCoord {
   int bh, qtile, row_start, count;  // count: 64-token key blocks to walk (a 128-token block is two)
+  __device__ __forceinline__ PostedTile post(int id) const { return {id, count}; }
 };
 
 // The 64-token half `i` of the tile's list: its block id in 64-token units and its valid keys.
@@ -110,9 +111,10 @@ __device__ __forceinline__ int sub_block_valid(const KernelParams& p, const int*
 }
 
 // Where work tile `tile` of kRows query rows writes: (batch*head, query tile of kRows rows). No memory access.
+// A (batch, head) has ceil(nq / kRows) tiles: 128-row tiles of 64-row query blocks may end with one block.
 template <int kRows = kTileM>
 __device__ __forceinline__ TileCoord tile_place(const KernelParams& p, int tile) {
-  const int qtiles = p.nq / kRows;
+  const int qtiles = (p.nq + kRows - 1) / kRows;
   TileCoord t;
   t.bh = tile / qtiles;
   t.qtile = tile % qtiles;

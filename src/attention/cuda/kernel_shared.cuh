@@ -15,13 +15,15 @@
 // rings are deep). Turn-taking between the consumers (FA3's
 // ping-pong, named barriers) was measured and brought nothing here (bench/attention_results.md, session 9).
 // Tiles: lane = CTA, dynamic schedule (tile_schedule.cuh) when Params::tile_counter is set.
+// kPairs: 64-row query blocks (q_block = 64, k_block = 64), two per tile, their lists walked as one stream in which
+// each consumer takes its own units (pair_lists.cuh).
 #pragma once
 
 #include "steps_128key.cuh"
 
 namespace sparvar::attention_cuda {
 
-template <int D>
+template <int D, bool kPairs = false>
 struct SharedKernel {
   static constexpr int kBK = 64;
   static constexpr int kStages = D == 128 ? 6 : 8;  // per ring (K and V), 64 keys each
@@ -35,14 +37,21 @@ struct SharedKernel {
     uint64_t k_full[kStages], k_empty[kStages], v_full[kStages], v_empty[kStages];
     TileMailbox tiles;
     int k_valid[kStages];  // valid keys of the block in each K stage, from the producer
+    uint64_t lists_full;   // kPairs: the producer's bulk copies of a tile's lists
   };
+  // kPairs: the producer's copy of a tile's two lists (pair_lists.cuh), in what the rings leave of the 227 KB.
+  static constexpr int kRingBytes = sizeof(Element) * (kConsumers * Cfg::kQElems + 2 * Cfg::kKVElems * kStages);
+  static constexpr int kListCap =
+      kPairs ? std::min<int>(4096, (227 * 1024 - 1024 - kRingBytes - int(sizeof(Barriers)) - 16) / 4 / 4 * 4) : 4;
   struct Smem {
     alignas(1024) Element q[kConsumers][Cfg::kQElems];
     alignas(1024) Element k[Cfg::kKVElems * kStages];
     alignas(1024) Element v[Cfg::kKVElems * kStages];
     Barriers bar;
+    alignas(16) int lists[kListCap];
   };
   static constexpr int kSmemBytes = sizeof(Smem) + 1024;
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory over the sm_90 opt-in limit");
   static constexpr uint32_t kQBytes = Cfg::kQElems * sizeof(Element);
   static constexpr uint32_t kKVBytes = Cfg::kKVElems * sizeof(Element);
   static constexpr int kConsumerThreads = 128 * kConsumers;
@@ -55,16 +64,17 @@ __device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, in
   return t;
 }
 
-template <int D>
-__device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typename SharedKernel<D>::Smem& sm) {
-  using K = SharedKernel<D>;
+template <int D, bool kPairs>
+__device__ void shared_producer(const typename SharedKernel<D, kPairs>::Params& prm,
+                                typename SharedKernel<D, kPairs>::Smem& sm) {
+  using K = SharedKernel<D, kPairs>;
   using Cfg = typename K::Cfg;
   using Barrier = cutlass::arch::ClusterBarrier;
   using TxBarrier = cutlass::arch::ClusterTransactionBarrier;
   const KernelParams& p = prm.p;
   auto& bar = sm.bar;
 
-  const int bh_count = prm.num_tiles / (p.nq / K::kTileRows);
+  const int bh_count = prm.num_tiles / ((p.nq + K::kTileRows - 1) / K::kTileRows);
   Tensor mQ = prm.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, bh_count));
   Tensor mK = prm.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, bh_count));
   Tensor mV = prm.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, bh_count));
@@ -75,8 +85,9 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
 
   RingState<K::kStages> kring, vring;
   uint32_t q_phase = 0;
-  auto coord_of = [&](int tile) { return shared_tile_coord(p, tile); };
-  produce_tiles(bar.tiles, blockIdx.x, prm.num_tiles, gridDim.x, prm.tile_counter, coord_of, [&](const TileCoord& t) {
+  // The tile's Q (both 64-row halves, or the first only when the second is past the last query block) and its
+  // TMA views, then its K / V stream.
+  auto produce = [&](const auto& t, auto produce_steps) {
     Tensor gQ = local_tile(mQ(_, _, t.bh), Shape<Int<kTileM>, Int<D>>{}, make_coord(_, 0));  // (64, D, 64-row tiles)
     Tensor gK = local_tile(mK(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
     Tensor gV = local_tile(mV(_, _, t.bh), Shape<Int<K::kBK>, Int<D>>{}, make_coord(_, 0));
@@ -84,20 +95,44 @@ __device__ void shared_producer(const typename SharedKernel<D>::Params& prm, typ
     auto tQs1 = get<1>(tma_partition(prm.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ1), group_modes<0, 2>(gQ)));
     auto [tKg, tKs] = tma_partition(prm.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
     auto [tVg, tVs] = tma_partition(prm.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
-    produce_128key_tile(p, t, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg, tVs, K::kKVBytes, [&] {
-      Barrier::wait(&bar.q_empty, q_phase ^ 1);  // both halves of Q, for both consumers
-      TxBarrier::arrive_and_expect_tx(&bar.q_full, 2 * K::kQBytes);
+    const bool second_half = (2 * t.qtile + 1) * kTileM < p.nq;
+    produce_steps(tKg, tKs, tVg, tVs, [&] {
+      Barrier::wait(&bar.q_empty, q_phase ^ 1);  // both consumers are done with the previous tile's Q
+      TxBarrier::arrive_and_expect_tx(&bar.q_full, (second_half ? 2 : 1) * K::kQBytes);
       copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile), tQs0);
-      copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile + 1), tQs1);
+      if (second_half) copy(prm.tma_q.with(bar.q_full), tQg(_, 2 * t.qtile + 1), tQs1);
       q_phase ^= 1;
     });
-  });
+  };
+  if constexpr (kPairs) {
+    ListStage staging{sm.lists, &bar.lists_full, 0};
+    produce_tiles(bar.tiles, blockIdx.x, prm.num_tiles, gridDim.x, prm.tile_counter,
+                  [&](int tile) { return plan_pair(p, tile, staging); },
+                  [&](const PairTile& t) {
+                    produce(t, [&](const auto& tKg, const auto& tKs, const auto& tVg, const auto& tVs, auto load_q) {
+                      PairStream stream(t, sm.lists);
+                      produce_128key_steps(t.count / 2, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg,
+                                           tVs, K::kKVBytes,
+                                           [&](int u, SubBlock& s0, SubBlock& s1) { stream.next(p, u, s0, s1); },
+                                           load_q);
+                    });
+                  });
+  } else {
+    produce_tiles(bar.tiles, blockIdx.x, prm.num_tiles, gridDim.x, prm.tile_counter,
+                  [&](int tile) { return shared_tile_coord(p, tile); },
+                  [&](const TileCoord& t) {
+                    produce(t, [&](const auto& tKg, const auto& tKs, const auto& tVg, const auto& tVs, auto load_q) {
+                      produce_128key_tile(p, t, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg, tVs,
+                                          K::kKVBytes, load_q);
+                    });
+                  });
+  }
 }
 
-template <int D>
+template <int D, bool kPairs>
 __global__ void __launch_bounds__(384, 1)
-    shared_block_sparse_kernel(const __grid_constant__ typename SharedKernel<D>::Params prm) {
-  using K = SharedKernel<D>;
+    shared_block_sparse_kernel(const __grid_constant__ typename SharedKernel<D, kPairs>::Params prm) {
+  using K = SharedKernel<D, kPairs>;
   extern __shared__ char smem_raw[];
   char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
   auto& sm = *reinterpret_cast<typename K::Smem*>(base);
@@ -105,6 +140,7 @@ __global__ void __launch_bounds__(384, 1)
     using Barrier = cutlass::arch::ClusterBarrier;
     Barrier::init(&sm.bar.q_full, 1);
     Barrier::init(&sm.bar.q_empty, K::kConsumerThreads);
+    Barrier::init(&sm.bar.lists_full, 1);
     for (int s = 0; s < K::kStages; ++s) {
       Barrier::init(&sm.bar.k_full[s], 1);
       Barrier::init(&sm.bar.v_full[s], 1);
@@ -121,14 +157,17 @@ __global__ void __launch_bounds__(384, 1)
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     cutlass::arch::warpgroup_reg_dealloc<40>();
-    if (threadIdx.x / 32 == 0 && cute::elect_one_sync()) shared_producer<D>(prm, sm);
+    if (threadIdx.x / 32 == 0 && cute::elect_one_sync()) shared_producer<D, kPairs>(prm, sm);
   } else {
     cutlass::arch::warpgroup_reg_alloc<232>();
-    const int half = warpgroup - 1;
+    // Warp-uniform to ptxas (a lane-0 broadcast): with pairs a consumer's step count depends on it, and a loop count
+    // ptxas thinks per-thread moves the ring stages, and every wgmma descriptor made from them, out of uniform
+    // registers (95 R2UR moves in the D = 128 consumer loop, 10% slower dense, H100).
+    const int half = cutlass::canonical_warp_group_idx() - 1;
     const KernelParams& p = prm.p;
-    consume_128key_tiles<D, K::kStages, true>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int tile) {
+    consume_128key_tiles<D, K::kStages, true, kPairs>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int tile) {
       const TileCoord t = tile_place<2 * kTileM>(p, tile);
-      return ConsumerTile{t.bh, 2 * t.qtile + half};
+      return ConsumerTile{t.bh, 2 * t.qtile + half, half};
     });
   }
 }

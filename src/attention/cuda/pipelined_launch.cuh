@@ -17,7 +17,7 @@ typename PipelinedKernel<D>::Params lane_params(const LaunchShape& shape, const 
   const int bh = shape.batch * p.heads;
   typename K::Params prm{};
   prm.p = p;
-  prm.num_tiles = bh * (p.nq / tile_rows);
+  prm.num_tiles = bh * ((p.nq + tile_rows - 1) / tile_rows);  // 128-row tiles of 64-row blocks: the last may be half
   prm.tile_counter = tile_counter;  // kernels that schedule dynamically (wide, shared); the others ignore it
   prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.q, p.nq, bh), typename Cfg::SmemLayoutQ{},
                             Shape<Int<kTileM>, Int<D>>{}, _1{});

@@ -8,75 +8,97 @@
 // across a data-dependent branch (ptxas would serialise them).
 #pragma once
 
-#include "kernel_pipelined.cuh"
+#include "pair_lists.cuh"
+
+#include <cuda/ptx>
 
 namespace sparvar::attention_cuda {
 
-// Loads one tile's K and V blocks into the rings, K of step j before V of step j-1, and calls load_q() right after
-// the tile's first K block. tKg / tVg: the (batch, head)'s blocks (last mode: block id); tKs / tVs: ring stages.
+// Loads a tile's `steps` 128-key units into the K and V rings, K of step j before V of step j-1, and calls load_q()
+// right after the tile's first K block. next_unit(j, s0, s1) gives step j's two 64-token blocks (called for j = 0, 1,
+// ... in turn). tKg / tVg: the (batch, head)'s blocks (last mode: block id); tKs / tVs: ring stages.
 // Barriers: any struct with k_full / k_empty / v_full / v_empty arrays of kStages and an int k_valid[kStages], where
 // each K stage's count of valid keys is published with it (the consumers then read no list or k_valid from global
 // memory: those dependent loads sat between a step's QK^T and its softmax, and at every tile start).
+template <int kStages, class Bar, class Tma, class KG, class KS, class VG, class VS, class NextUnit, class LoadQ>
+__device__ __forceinline__ void produce_128key_steps(int steps, Bar& bar, RingState<kStages>& kring,
+                                                     RingState<kStages>& vring, const Tma& tma_k, const Tma& tma_v,
+                                                     const KG& tKg, const KS& tKs, const VG& tVg, const VS& tVs,
+                                                     uint32_t stage_bytes, NextUnit next_unit, LoadQ load_q) {
+  using Barrier = cutlass::arch::ClusterBarrier;
+  using TxBarrier = cutlass::arch::ClusterTransactionBarrier;
+  auto load_k = [&](const SubBlock& b) {
+    const int s = kring.stage;
+    Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
+    publish_shared(&bar.k_valid[s], b.valid);
+    TxBarrier::arrive_and_expect_tx(&bar.k_full[s], stage_bytes);  // release: the count is visible with the data
+    copy(tma_k.with(bar.k_full[s]), tKg(_, b.block), tKs(_, s));
+    kring.advance();
+  };
+  auto load_v = [&](int block) {
+    const int s = vring.stage;
+    Barrier::wait(&bar.v_empty[s], vring.phase ^ 1);
+    TxBarrier::arrive_and_expect_tx(&bar.v_full[s], stage_bytes);
+    copy(tma_v.with(bar.v_full[s]), tVg(_, block), tVs(_, s));
+    vring.advance();
+  };
+  int prev0 = 0, prev1 = 0;  // step j-1's blocks, whose V comes after step j's K
+  for (int j = 0; j <= steps; ++j) {
+    SubBlock s0{prev0, 0}, s1{prev1, 0};
+    if (j < steps) {
+      next_unit(j, s0, s1);
+      load_k(s0);
+      if (j == 0) load_q();  // after K0: the consumers free Q after their previous tile's first QK^T
+      load_k(s1);
+    }
+    if (j > 0) {
+      load_v(prev0);
+      load_v(prev1);
+    }
+    prev0 = s0.block;
+    prev1 = s1.block;
+  }
+}
+
+// One tile's list (TileCoord) through produce_128key_steps: step j takes sub-blocks 2j and 2j+1; an odd count ends
+// with its last block again, fully masked.
 template <int kStages, class Bar, class Tma, class KG, class KS, class VG, class VS, class LoadQ>
 __device__ __forceinline__ void produce_128key_tile(const KernelParams& p, const TileCoord& t, Bar& bar,
                                                     RingState<kStages>& kring, RingState<kStages>& vring,
                                                     const Tma& tma_k, const Tma& tma_v, const KG& tKg,
                                                     const KS& tKs, const VG& tVg, const VS& tVs,
                                                     uint32_t stage_bytes, LoadQ load_q) {
-  using Barrier = cutlass::arch::ClusterBarrier;
-  using TxBarrier = cutlass::arch::ClusterTransactionBarrier;
   const int* cols = p.col_blocks + t.row_start;
   const int last = t.count - 1;
-  // Sub-block i of the padded sequence: past the list, the last block again (the consumer masks it whole).
-  auto block = [&](int i) { return sub_block(p, cols, i < last ? i : last); };
-  auto load_k = [&](int i) {
-    const int s = kring.stage;
-    const int valid = i <= last ? sub_block_valid(p, cols, i) : 0;  // the padding block past the list: none
-    Barrier::wait(&bar.k_empty[s], kring.phase ^ 1);
-    publish_shared(&bar.k_valid[s], valid);
-    TxBarrier::arrive_and_expect_tx(&bar.k_full[s], stage_bytes);  // release: the count is visible with the data
-    copy(tma_k.with(bar.k_full[s]), tKg(_, block(i)), tKs(_, s));
-    kring.advance();
+  auto sub = [&](int i) {  // sub-block i of the padded sequence: past the list, the last block again with no keys
+    return SubBlock{sub_block(p, cols, i < last ? i : last), i <= last ? sub_block_valid(p, cols, i) : 0};
   };
-  auto load_v = [&](int i) {
-    const int s = vring.stage;
-    Barrier::wait(&bar.v_empty[s], vring.phase ^ 1);
-    TxBarrier::arrive_and_expect_tx(&bar.v_full[s], stage_bytes);
-    copy(tma_v.with(bar.v_full[s]), tVg(_, block(i)), tVs(_, s));
-    vring.advance();
-  };
-  const int steps = (t.count + 1) / 2;
-  for (int j = 0; j <= steps; ++j) {
-    if (j < steps) {
-      load_k(2 * j);
-      if (j == 0) load_q();  // after K0: the consumers free Q after their previous tile's first QK^T
-      load_k(2 * j + 1);
-    }
-    if (j > 0) {
-      load_v(2 * j - 2);
-      load_v(2 * j - 1);
-    }
-  }
+  produce_128key_steps((t.count + 1) / 2, bar, kring, vring, tma_k, tma_v, tKg, tKs, tVg, tVs, stage_bytes,
+                       [&](int j, SubBlock& s0, SubBlock& s1) {
+                         s0 = sub(2 * j);
+                         s1 = sub(2 * j + 1);
+                       },
+                       load_q);
 }
 
 // A producer's walk over its tiles (tile_schedule.cuh): from `first`, then the next per the schedule, each posted to
 // the consumers with its list length (empty lists too: they still store zeros), the non-empty ones handed to
-// produce(t); -1 posted at the end. coord_of(tile) -> TileCoord with its list.
+// produce(t); -1 posted at the end. coord_of(tile) -> a TileCoord or PairTile (its list, count and post(id)).
 template <class CoordOf, class Produce>
 __device__ __forceinline__ void produce_tiles(TileMailbox& box, int first, int num_tiles, int num_slots, int* counter,
                                               CoordOf coord_of, Produce produce) {
   MailboxPos mailbox;
   for (int tile = first; tile < num_tiles; tile = next_tile(counter, num_tiles, num_slots, tile)) {
-    const TileCoord t = coord_of(tile);
-    post_tile(box, mailbox, tile, t.count);
+    const auto t = coord_of(tile);
+    post_tile(box, mailbox, t.post(tile));
     if (t.count > 0) produce(t);
   }
-  post_tile(box, mailbox, -1, 0);
+  post_tile(box, mailbox, PostedTile{-1, 0});
 }
 
-// Where a consumer's tile writes: (batch*head, 64-row output tile).
+// Where a consumer's tile writes: (batch*head, 64-row output tile), and which consumer of a pair tile it is.
 struct ConsumerTile {
-  int bh, out_qtile;
+  int bh, out_qtile, half = 0;
 };
 
 // One consumer warpgroup: takes tiles (id, list length) from the mailbox until -1, runs each tile's steps and
@@ -90,7 +112,11 @@ struct ConsumerTile {
 //   rescale O, P = bf16(S).
 // Q lives in registers for the whole tile (loaded by ldmatrix once; QK^T is an RS wgmma), so QK^T reads only K from
 // shared memory. Measured 1-5% faster than reading Q from shared memory at every QK^T (H100, session 9).
-template <int D, int kStages, bool kPvTogether, class Bar, class TileOf>
+// kPairs (pair_lists.cuh): the tile's stream holds both consumers' units; this one takes its own, at stream units
+// computed from the posted counts, and releases a unit only it takes with two arrivals per thread. The two consumers
+// meet at a named barrier before each tile: one that finished early would otherwise wait on stages of the next tile
+// while the other's units still fill the ring, where an mbarrier's parity cannot tell two uses of a stage apart.
+template <int D, int kStages, bool kPvTogether, bool kPairs, class Bar, class TileOf>
 __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q, Element* k, Element* v,
                                      TileOf tile_of) {
   using Cfg = TileConfig<D, 64, kStages>;
@@ -126,13 +152,46 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
   MailboxPos mailbox;
   for (PostedTile tile = take_tile(bar.tiles, mailbox); tile.id >= 0; tile = take_tile(bar.tiles, mailbox)) {
     const ConsumerTile ct = tile_of(tile.id);
+    const PairUnits units(tile, ct.half);  // kPairs only
+    if constexpr (kPairs) cutlass::arch::NamedBarrier::sync(2 * 128, 1);
     clear(tOrO);
     RowState st;
     int valid[2];  // valid keys of the step's two K stages
-    // Takes the next two K stages, waits for them and reads their valid-key counts (before they are released).
-    auto wait_k = [&](Ring& a, Ring& b) {
+    // kPairs: the stream unit kring stands at; the ring steps past the other consumer's units (and, after the tile,
+    // to the next tile's first unit).
+    int at_unit = 0;
+    auto skip_to = [&](int unit) {
+      for (; at_unit < unit; ++at_unit) {
+        kring.advance();
+        kring.advance();
+      }
+    };
+    // Step j's two stages (K now, V when its PV is issued).
+    auto stages_of = [&](int j, Ring& a, Ring& b) {
+      if constexpr (kPairs) {
+        skip_to(units.unit(j));
+        ++at_unit;
+      }
       a = take_stage(kring);
       b = take_stage(kring);
+    };
+    auto v_stages_of = [&](int j, const Ring& k0, const Ring& k1, Ring& a, Ring& b) {
+      if constexpr (kPairs) {
+        a = k0;  // the same positions in the V ring
+        b = k1;
+      } else {
+        a = take_stage(vring);
+        b = take_stage(vring);
+      }
+    };
+    // Releases step j's stage: both consumers arrive on a common unit, only this one on its own (kPairs).
+    auto release = [&](uint64_t* empty, int j) {
+      if constexpr (kPairs) cuda::ptx::mbarrier_arrive(empty, units.arrivals(j));
+      else Barrier::arrive(empty);
+    };
+    // Takes step j's two K stages, waits for them and reads their valid-key counts (before they are released).
+    auto wait_k = [&](int j, Ring& a, Ring& b) {
+      stages_of(j, a, b);
       Barrier::wait(&bar.k_full[a.stage], a.phase);
       Barrier::wait(&bar.k_full[b.stage], b.phase);
       valid[0] = read_shared(&bar.k_valid[a.stage]);
@@ -149,40 +208,39 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
     auto softmax_step = [&](const Ring& a, const Ring& b, int step, float alpha[2]) {
       warpgroup_fence_operand(tSrS0);
       warpgroup_fence_operand(tSrS1);
-      Barrier::arrive(&bar.k_empty[a.stage]);
-      Barrier::arrive(&bar.k_empty[b.stage]);
+      release(&bar.k_empty[a.stage], step);
+      release(&bar.k_empty[b.stage], step);
       if (step == 0) Barrier::arrive(&bar.q_empty);
       mask_keys<BK>(tSrS0, valid[0], lane);
       mask_keys<BK>(tSrS1, valid[1], lane);
       softmax_update_blocks<BK>(st, alpha, p.scale_log2, tSrS0, tSrS1);
     };
-    // Waits for every wgmma, then releases the two V stages whose PV has finished.
-    auto finish_pv = [&](const Ring& a, const Ring& b) {
+    // Waits for every wgmma, then releases the two V stages of step j, whose PV has finished.
+    auto finish_pv = [&](const Ring& a, const Ring& b, int j) {
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);
       warpgroup_fence_operand(tOrPa0);
       warpgroup_fence_operand(tOrPa1);
-      Barrier::arrive(&bar.v_empty[a.stage]);
-      Barrier::arrive(&bar.v_empty[b.stage]);
+      release(&bar.v_empty[a.stage], j);
+      release(&bar.v_empty[b.stage], j);
     };
-    if (tile.count > 0) {
-      const int steps = (tile.count + 1) / 2;
+    const int steps = kPairs ? units.steps() : (tile.count + 1) / 2;
+    if (steps > 0) {
       float alpha[2];
-      Ring k0, k1;
+      Ring k0, k1, v0, v1;
       Barrier::wait(&bar.q_full, q_phase);
       copy(q_copy, tQs, tQr);
       warpgroup_fence_operand(tSrQ);
       // Step 0: S and softmax only (no P yet).
-      wait_k(k0, k1);
+      wait_k(0, k0, k1);
       issue_qk(k0, k1);
       warpgroup_wait<0>();
       softmax_step(k0, k1, 0, alpha);
       convert_to_bf16(tSrS0, tOrP0);
       convert_to_bf16(tSrS1, tOrP1);
-      Ring v0 = take_stage(vring);  // V positions of the step whose PV is pending
-      Ring v1 = take_stage(vring);
+      v_stages_of(0, k0, k1, v0, v1);  // V positions of the step whose PV is pending
       for (int j = 1; j < steps; ++j) {
-        wait_k(k0, k1);
+        wait_k(j, k0, k1);
         Barrier::wait(&bar.v_full[v0.stage], v0.phase);
         if constexpr (kPvTogether) Barrier::wait(&bar.v_full[v1.stage], v1.phase);
         issue_qk(k0, k1);
@@ -197,20 +255,28 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
           Barrier::wait(&bar.v_full[v1.stage], v1.phase);
           issue_gemm<false, true>(mma_pv, tOrPa1, tOrV(_, _, _, v1.stage), tOrO);
         }
-        finish_pv(v0, v1);
+        finish_pv(v0, v1, j - 1);
         rescale_rows(tOrO, alpha);
         convert_to_bf16(tSrS0, tOrP0);
         convert_to_bf16(tSrS1, tOrP1);
-        v0 = take_stage(vring);
-        v1 = take_stage(vring);
+        v_stages_of(j, k0, k1, v0, v1);
       }
       Barrier::wait(&bar.v_full[v0.stage], v0.phase);
       Barrier::wait(&bar.v_full[v1.stage], v1.phase);
       issue_gemm<false, true>(mma_pv, tOrPa0, tOrV(_, _, _, v0.stage), tOrO);
       issue_gemm<false, true>(mma_pv, tOrPa1, tOrV(_, _, _, v1.stage), tOrO);
-      finish_pv(v0, v1);
+      finish_pv(v0, v1, steps - 1);
+      q_phase ^= 1;
+    } else if (kPairs && tile.count > 0) {
+      // No units of its own in a pair tile (its query block is past the end, or lists nothing): its half of Q is
+      // not read, but the producer waits for both consumers before the next Q. Waiting for this tile's Q first keeps
+      // the arrival in this tile's phase.
+      Barrier::wait(&bar.q_full, q_phase);
+      Barrier::arrive(&bar.q_empty);
       q_phase ^= 1;
     }
+    if constexpr (kPairs) skip_to(tile.count / 2);  // the next tile's stream starts there
+    if (kPairs && ct.out_qtile * kTileM >= p.nq) continue;  // the second half of a pair tile past the last block
     float inv_sum[2];
     finish_rows(st, inv_sum);
     store_scaled_tile<D>(p, ct.bh, ct.out_qtile, tOrO, inv_sum, tid);

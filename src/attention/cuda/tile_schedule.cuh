@@ -49,13 +49,16 @@ __device__ __forceinline__ int next_tile(int* counter, int num_tiles, int num_sl
 // A two-entry ring of tile ids in shared memory: the producer posts each tile it starts (-1 when it has no more)
 // with the length of its list, the consumer warpgroup takes them in order. full: one producer arrival; empty: the
 // consumer's 128 threads. The length travels with the id so that a consumer starts a tile without reading the CSR
-// offsets from global memory (a dependent load at every tile start, with the tensor cores idle).
+// offsets from global memory (a dependent load at every tile start, with the tensor cores idle). Tiles of two
+// query blocks with their lists merged (pair_lists.cuh) also carry how the stream splits between the consumers.
 struct TileMailbox {
   uint64_t full[2], empty[2];
-  int id[2], count[2];
+  int id[2], count[2], common[2], first_own[2];
 };
 struct PostedTile {
-  int id, count;
+  int id, count;   // count: 64-token key blocks streamed
+  int common = 0;  // pair tiles: 128-key units both consumers take, then first_own units of consumer 0's own
+  int first_own = 0;
 };
 
 __device__ __forceinline__ void init_tile_mailbox(TileMailbox& m) {
@@ -75,17 +78,20 @@ struct MailboxPos {
   }
 };
 
-__device__ __forceinline__ void post_tile(TileMailbox& m, MailboxPos& pos, int tile, int count) {
+__device__ __forceinline__ void post_tile(TileMailbox& m, MailboxPos& pos, const PostedTile& t) {
   cutlass::arch::ClusterBarrier::wait(&m.empty[pos.slot], pos.phase ^ 1);
-  publish_shared(&m.id[pos.slot], tile);
-  publish_shared(&m.count[pos.slot], count);
+  publish_shared(&m.id[pos.slot], t.id);
+  publish_shared(&m.count[pos.slot], t.count);
+  publish_shared(&m.common[pos.slot], t.common);
+  publish_shared(&m.first_own[pos.slot], t.first_own);
   cutlass::arch::ClusterBarrier::arrive(&m.full[pos.slot]);  // release: the id is visible to whoever waits
   pos.advance();
 }
 
 __device__ __forceinline__ PostedTile take_tile(TileMailbox& m, MailboxPos& pos) {
   cutlass::arch::ClusterBarrier::wait(&m.full[pos.slot], pos.phase);
-  const PostedTile t{read_shared(&m.id[pos.slot]), read_shared(&m.count[pos.slot])};
+  const PostedTile t{read_shared(&m.id[pos.slot]), read_shared(&m.count[pos.slot]), read_shared(&m.common[pos.slot]),
+                     read_shared(&m.first_own[pos.slot])};
   cutlass::arch::ClusterBarrier::arrive(&m.empty[pos.slot]);
   pos.advance();
   return t;

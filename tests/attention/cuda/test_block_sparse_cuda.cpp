@@ -94,7 +94,9 @@ struct Pattern {
   std::vector<int> offsets, cols;
 };
 
-// Rows of every kind: one block, all blocks, a random subset; per head or shared.
+// Rows of every kind: one block, all blocks, a random subset, a window that moves with the row (neighbouring rows
+// share most of it, as on CSLA's lists: the shared kernel's pairs of 64-row blocks split it into common and own
+// blocks), now and then none; per head or shared.
 Pattern random_pattern(const Case& c, std::mt19937& rng) {
   const int qblocks = c.nq / c.q_block, kblocks = c.nk / c.k_block;
   const int pattern_heads = c.per_head_pattern ? c.heads : 1;
@@ -102,11 +104,16 @@ Pattern random_pattern(const Case& c, std::mt19937& rng) {
   p.offsets.push_back(0);
   for (int r = 0; r < pattern_heads * qblocks; ++r) {
     std::vector<int> row;
-    const int kind = c.dense ? 1 : static_cast<int>(rng() % 4);
+    const int kind = c.dense ? 1 : static_cast<int>(rng() % 5);
     if (kind == 0) {
-      row.push_back(static_cast<int>(rng() % kblocks));
+      if (rng() % 4 != 0) row.push_back(static_cast<int>(rng() % kblocks));  // else empty: zeros
     } else if (kind == 1) {
       for (int k = 0; k < kblocks; ++k) row.push_back(k);
+    } else if (kind == 4) {
+      const int qb = r % qblocks, width = 2 + static_cast<int>(rng() % 5);
+      const int first = std::min(kblocks - 1, qb * kblocks / qblocks + static_cast<int>(rng() % 2));
+      if (first > 0) row.push_back(0);  // a sink
+      for (int k = first; k < std::min(kblocks, first + width); ++k) row.push_back(k);
     } else {
       for (int k = 0; k < kblocks; ++k)
         if (rng() % 100 < 30) row.push_back(k);
@@ -179,8 +186,8 @@ Reference reference(const Case& c, const std::vector<uint16_t>& q, const std::ve
 
 void run_case(Case c, int kernel, std::mt19937& rng) {
   if (kernel == BSA_KERNEL_WIDE) c.with_mass = false;    // block_mass would run the pipelined kernel instead
-  if (kernel == BSA_KERNEL_SHARED) {                     // 128-row query blocks only, no block_mass (error_cases)
-    if (c.q_block != 128) return;
+  if (kernel == BSA_KERNEL_SHARED) {  // q_block 128, or 64 with k_block 64 (pairs); no block_mass (error_cases)
+    if (c.q_block != 128 && c.k_block != 64) return;
     c.with_mass = false;
   }
   const int D = c.head_dim, bh = c.batch * c.heads;
@@ -355,8 +362,15 @@ void error_cases() {
   expect_rejected("out_rows without out_tokens", [](BlockSparseAttentionArgs& a) { a.out_rows = a.col_blocks; });
   expect_rejected("kernel 3 (retired)", [](BlockSparseAttentionArgs& a) { a.kernel = 3; });
   expect_rejected("kernel 6", [](BlockSparseAttentionArgs& a) { a.kernel = 6; });
-  expect_rejected("q_block 64 on the shared kernel", [](BlockSparseAttentionArgs& a) {
+  expect_rejected("q_block 64 with k_block 128 on the shared kernel", [](BlockSparseAttentionArgs& a) {
     a.q_block = 64;
+    a.k_block = 128;
+    a.nk = 128;
+    a.kernel = BSA_KERNEL_SHARED;
+  });
+  expect_rejected("pairs of 64-row blocks on the shared kernel over its list capacity", [](BlockSparseAttentionArgs& a) {
+    a.q_block = a.k_block = 64;
+    a.nk = 64 * 4096;
     a.kernel = BSA_KERNEL_SHARED;
   });
   expect_rejected("block_mass on the shared kernel", [](BlockSparseAttentionArgs& a) {
@@ -483,8 +497,9 @@ int main() {
                       {"quick D128 q64 k128 odd", 1, 2, 128, 192, 512, 64, 128, true, true, false, false},
                       {"quick D128 q64 k64 in place mass", 1, 2, 128, 192, 256, 64, 64, true, true, true, false, true}};
   // SPARVAR_TEST_KERNELS=4 (a comma list of kernel ids): only those, e.g. to check one kernel's variants quickly.
-  std::vector<int> kernels = {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_WIDE,
-                              BSA_KERNEL_SHARED};
+  // AUTO too: its choice depends on the pattern (near-dense 64 x 64 patterns run pairs on the shared kernel).
+  std::vector<int> kernels = {BSA_KERNEL_SIMPLE, BSA_KERNEL_PIPELINED, BSA_KERNEL_WIDE, BSA_KERNEL_SHARED,
+                              BSA_KERNEL_AUTO};
   if (const char* only = std::getenv("SPARVAR_TEST_KERNELS")) {
     std::vector<int> chosen;
     for (int k : kernels)
