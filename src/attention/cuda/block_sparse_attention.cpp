@@ -28,8 +28,8 @@ bool near_dense(const BlockSparseAttentionArgs& a) {
 
 // What AUTO runs without block_mass (H100 measurements, bench/attention_results.md):
 //  - q_block 128: SHARED (as fast as WIDE or up to 19% faster: one K/V stream per query block, session 9);
-//  - q_block and k_block 64, near-dense pattern: SHARED on pairs of query blocks (pair_lists.cuh; dense 6-9% faster
-//    than WIDE, 0.95-1.0x cuDNN, session 12). On sparser lists pairs measured within +-3% of WIDE (CSLA) or 7-13%
+//  - q_block and k_block 64, near-dense pattern: SHARED on pairs of query blocks (pair_lists.cuh; dense 8-10% faster
+//    than WIDE, 0.88-1.0x cuDNN, session 12). On sparser lists pairs measured within +-3% of WIDE (CSLA) or 5-13%
 //    slower (random lists, whose neighbouring rows share few blocks; both consumers meet at every tile start);
 //  - else WIDE (2-9% faster than PIPELINED on Infinity's CSLA masks, session 6).
 // SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once) forces one for A/B runs of the whole engine (shared only
