@@ -99,13 +99,18 @@ struct TileCoord {
   __device__ __forceinline__ PostedTile post(int id) const { return {id, count}; }
 };
 
+// Valid keys of 64-token key block `block` (k_block 64).
+__device__ __forceinline__ int block_valid(const KernelParams& p, int block) {
+  return p.k_valid ? p.k_valid[block] : 64;
+}
+
 // The 64-token half `i` of the tile's list: its block id in 64-token units and its valid keys.
 __device__ __forceinline__ int sub_block(const KernelParams& p, const int* cols, int i) {
   return p.k_block == 64 ? cols[i] : 2 * cols[i >> 1] + (i & 1);
 }
 __device__ __forceinline__ int sub_block_valid(const KernelParams& p, const int* cols, int i) {
   if (!p.k_valid) return 64;
-  if (p.k_block == 64) return p.k_valid[cols[i]];
+  if (p.k_block == 64) return block_valid(p, cols[i]);
   const int v = p.k_valid[cols[i >> 1]] - 64 * (i & 1);
   return v < 0 ? 0 : (v > 64 ? 64 : v);
 }

@@ -34,10 +34,6 @@ struct SubBlock {
   int block, valid;
 };
 
-__device__ __forceinline__ int block_valid(const KernelParams& p, int block) {
-  return p.k_valid ? p.k_valid[block] : 64;
-}
-
 // The producer stages the tile's two lists in shared memory (one bulk copy) and marks the entries both hold with
 // kCommonBit: its walks then read shared memory (~30 cycles a step) instead of chains of dependent global loads. Each
 // dependent load of a list entry costs an L2 round trip; walking a dense pair of lists that way, or even copying it

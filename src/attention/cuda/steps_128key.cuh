@@ -147,7 +147,7 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
   Tensor tOrPa0 = make_tensor(tOrP0.data(), accumulator_as_a_operand(tSrS0.layout()));
   Tensor tOrPa1 = make_tensor(tOrP1.data(), accumulator_as_a_operand(tSrS1.layout()));
 
-  Ring kring, vring;  // the producer's ring positions, mirrored
+  Ring kring;  // the producer's ring position, mirrored (its K and V rings move together: a step's V stages are its K's)
   uint32_t q_phase = 0;
   MailboxPos mailbox;
   for (PostedTile tile = take_tile(bar.tiles, mailbox); tile.id >= 0; tile = take_tile(bar.tiles, mailbox)) {
@@ -174,15 +174,6 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
       }
       a = take_stage(kring);
       b = take_stage(kring);
-    };
-    auto v_stages_of = [&](int j, const Ring& k0, const Ring& k1, Ring& a, Ring& b) {
-      if constexpr (kPairs) {
-        a = k0;  // the same positions in the V ring
-        b = k1;
-      } else {
-        a = take_stage(vring);
-        b = take_stage(vring);
-      }
     };
     // Releases step j's stage: both consumers arrive on a common unit, only this one on its own (kPairs).
     auto release = [&](uint64_t* empty, int j) {
@@ -238,7 +229,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
       softmax_step(k0, k1, 0, alpha);
       convert_to_bf16(tSrS0, tOrP0);
       convert_to_bf16(tSrS1, tOrP1);
-      v_stages_of(0, k0, k1, v0, v1);  // V positions of the step whose PV is pending
+      v0 = k0;  // V positions of the step whose PV is pending
+      v1 = k1;
       for (int j = 1; j < steps; ++j) {
         wait_k(j, k0, k1);
         Barrier::wait(&bar.v_full[v0.stage], v0.phase);
@@ -259,7 +251,8 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
         rescale_rows(tOrO, alpha);
         convert_to_bf16(tSrS0, tOrP0);
         convert_to_bf16(tSrS1, tOrP1);
-        v_stages_of(j, k0, k1, v0, v1);
+        v0 = k0;
+        v1 = k1;
       }
       Barrier::wait(&bar.v_full[v0.stage], v0.phase);
       Barrier::wait(&bar.v_full[v1.stage], v1.phase);
