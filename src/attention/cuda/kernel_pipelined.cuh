@@ -387,7 +387,9 @@ __device__ __forceinline__ void run_lanes(char* smem_raw, Produce produce, Consu
       produce(smem.lane[warp], smem.bar[warp], blockIdx.x * K::kLanes + warp, num_slots);
   } else {
     cutlass::arch::warpgroup_reg_alloc<232>();
-    const int c = warpgroup - 1;
+    // Warp-uniform to ptxas (a lane-0 broadcast): the lane's rings, and so every wgmma descriptor made from them,
+    // then stay in uniform registers (as threadIdx.x / 128 they cost 62-94 R2UR moves per wide consumer loop).
+    const int c = cutlass::canonical_warp_group_idx() - 1;
     consume(smem.lane[c], smem.bar[c], blockIdx.x * K::kLanes + c, num_slots);
   }
 }
