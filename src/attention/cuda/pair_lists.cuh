@@ -12,7 +12,9 @@
 //      unit, consumer 1's unit, ...) while both have some left, then the longer one's rest.
 // An odd common count leaves its last common block to each consumer's own units (loaded twice, never masked); an odd
 // own count ends with the unit's last block repeated and fully masked, as in the wide kernel. So each consumer
-// computes exactly the units the wide kernel would give it, and the blocks both lists hold are read once.
+// computes exactly the units the wide kernel would give it, and the blocks both lists hold are read once. Equal lists
+// (every pair on a dense scale) are all common units, an odd count ending with a masked repeat: two fewer stages per
+// tile than an odd common block given to both own lists.
 //
 // A consumer finds its units from three counts (common units, consumer 0's own units, consumer 1's own units) that
 // travel with the tile id through the mailbox: unit u of consumer c sits at stream unit
@@ -116,7 +118,7 @@ __device__ __forceinline__ PairTile plan_pair(const KernelParams& p, int tile, L
     Barrier::wait(stage.full, stage.phase);
     stage.phase ^= 1;
   }
-  int common = 0, last = -1;
+  int common = 0, last = -1;  // last: the last common entry
   int diff = t.na != t.nb || t.na == 0;
   if (!diff) {
 #pragma unroll 8
@@ -125,7 +127,6 @@ __device__ __forceinline__ PairTile plan_pair(const KernelParams& p, int tile, L
   t.equal = !diff;
   if (t.equal) {
     common = t.na;
-    last = lists[t.na - 1];
   } else {
     for (int i = 0, j = t.na; i < t.na && j < n;) {
       const int x = lists[i], y = lists[j];
@@ -139,10 +140,16 @@ __device__ __forceinline__ PairTile plan_pair(const KernelParams& p, int tile, L
     }
   }
   const int odd = common % 2;
-  t.extra = odd ? last : -1;
-  t.common_units = common / 2;
-  t.own_units[0] = (t.na - common + odd + 1) / 2;
-  t.own_units[1] = t.nb > 0 ? (t.nb - common + odd + 1) / 2 : 0;
+  if (t.equal) {  // an odd count ends with a common unit whose second block is masked: no own units at all
+    t.extra = -1;
+    t.common_units = (common + 1) / 2;
+    t.own_units[0] = t.own_units[1] = 0;
+  } else {
+    t.extra = odd ? last : -1;
+    t.common_units = common / 2;
+    t.own_units[0] = (t.na - common + odd + 1) / 2;
+    t.own_units[1] = t.nb > 0 ? (t.nb - common + odd + 1) / 2 : 0;
+  }
   t.count = 2 * (t.common_units + t.own_units[0] + t.own_units[1]);
   return t;
 }
@@ -158,8 +165,8 @@ struct PairStream {
   __device__ __forceinline__ PairStream(const PairTile& t, const int* staging_area)
       : lists(staging_area + t.shift),
         common{0, t.na},
-        own0{t.equal ? t.na - t.own_units[0] : 0, t.na},  // equal lists: only the extra, the last entry
-        own1{t.equal ? t.na + t.nb - t.own_units[1] : t.na, t.na + t.nb},
+        own0{t.equal ? t.na : 0, t.na},  // equal lists: no own units
+        own1{t.equal ? t.na + t.nb : t.na, t.na + t.nb},
         extra(t.extra),
         common_units(t.common_units),
         interleaved(min(t.own_units[0], t.own_units[1])),
