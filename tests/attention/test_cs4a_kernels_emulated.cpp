@@ -86,7 +86,7 @@ struct EmulatedBuild {
     cuda_emulation::launch(dim3{unsigned(l.select_blocks)}, dim3{unsigned(l.select_threads)},
                            [&] { cs4a::cs4a_select_expand_kernel(a, l.max_words, l.warp_bytes); });
     cuda_emulation::launch(dim3{unsigned(l.write_blocks_x), unsigned(l.write_blocks_y), unsigned(l.write_blocks_z)},
-                           dim3{unsigned(l.write_threads)}, [&] { cs4a::cs4a_write_kernel(a, l.max_q, l.max_words); });
+                           dim3{unsigned(l.write_threads)}, [&] { cs4a::cs4a_write_kernel(a, l.max_q); });
   }
 
   BlockPattern pattern(const Cs4aPlan& p, size_t i) const {

@@ -23,7 +23,7 @@ cudaError_t launch_cs4a_build(const Cs4aBuildArgs& a, cudaStream_t stream) {
     if (attr != cudaSuccess) return attr;
   }
   cs4a::cs4a_write_kernel<<<dim3(l.write_blocks_x, l.write_blocks_y, l.write_blocks_z), l.write_threads, l.write_smem,
-                            stream>>>(a, l.max_q, l.max_words);
+                            stream>>>(a, l.max_q);
   return cudaGetLastError();
 }
 

@@ -43,11 +43,51 @@ struct SelectScratch {
   float* candidate;    // [nk]: mass of a candidate (non-forced, > 0), else -1
 };
 
+// The plan's tables every warp of a select CTA reads (cover words, own windows, inverse map), staged in shared
+// memory by the whole CTA in one pass: read from global memory, the expansion and the row lengths were chains of
+// dependent L2 loads (one per word and scale, three per scale for the lengths), most of the kernel's time.
+// Laid out scale after scale; walking the scales in order gives each one's place (kept out of a per-scale array,
+// which ptxas puts in local memory when indexed by a loop counter).
+struct StagedTables {
+  int cover, own, offsets, rows;  // byte offsets: cover words, own windows, rows_by_decision_offsets, rows_by_decision
+  int end;                        // where the next scale's start
+
+  __host__ __device__ static int align16(int bytes) { return (bytes + 15) / 16 * 16; }
+  __host__ __device__ StagedTables(const Cs4aBuildArgs& a, int si, int at) {
+    const Cs4aScaleArgs& S = a.scales[si];
+    cover = at;
+    at += align16(8 * (a.num_k_blocks - a.decision_first_block) * S.words);
+    own = at;
+    at += S.own ? align16(8 * S.num_q_blocks * S.words) : 0;
+    offsets = at;
+    at += align16(4 * (a.num_q_blocks + 1));
+    rows = at;
+    end = at + align16(4 * S.num_q_blocks);
+  }
+};
+
+template <typename T>
+__device__ __forceinline__ void stage(T* dst, const T* src, int n) {
+  for (int i = threadIdx.x; i < n; i += kSelectWarps * 32) dst[i] = src[i];
+}
+
 // One warp per decision row (head h, query block dq).
 __global__ void __launch_bounds__(kSelectWarps * 32)
     cs4a_select_expand_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_words, int warp_bytes) {
   extern __shared__ __align__(16) unsigned char cs4a_select_smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int tables_start = kSelectWarps * warp_bytes;
+  for (int si = 0, at = tables_start; si < a.num_scales; ++si) {
+    const Cs4aScaleArgs& S = a.scales[si];
+    const StagedTables t(a, si, at);
+    at = t.end;
+    stage(reinterpret_cast<uint64_t*>(cs4a_select_smem + t.cover), S.cover,
+          (a.num_k_blocks - a.decision_first_block) * S.words);
+    if (S.own) stage(reinterpret_cast<uint64_t*>(cs4a_select_smem + t.own), S.own, S.num_q_blocks * S.words);
+    stage(reinterpret_cast<int32_t*>(cs4a_select_smem + t.offsets), S.rows_by_decision_offsets, a.num_q_blocks + 1);
+    stage(reinterpret_cast<int32_t*>(cs4a_select_smem + t.rows), S.rows_by_decision, S.num_q_blocks);
+  }
+  __syncthreads();
   const int row = blockIdx.x * kSelectWarps + warp;
   if (row >= a.heads * a.num_q_blocks) return;  // whole warps only: nothing below syncs the CTA
   const int h = row / a.num_q_blocks, dq = row % a.num_q_blocks;
@@ -124,8 +164,14 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
   // words of its selected ones, then the warp ORs the lanes' words. The cover loads of all selected blocks are
   // in flight together; walking the selected blocks one after another (the first version) chained one L2 load
   // per block per scale, most of the build's time on the H100.
-  for (int si = 0; si < a.num_scales; ++si) {
+  for (int si = 0, at = tables_start; si < a.num_scales; ++si) {
     const Cs4aScaleArgs& S = a.scales[si];
+    const StagedTables t(a, si, at);
+    at = t.end;
+    const uint64_t* cover = reinterpret_cast<const uint64_t*>(cs4a_select_smem + t.cover);
+    const uint64_t* own_all = S.own ? reinterpret_cast<const uint64_t*>(cs4a_select_smem + t.own) : nullptr;
+    const int32_t* rows_by_decision_offsets = reinterpret_cast<const int32_t*>(cs4a_select_smem + t.offsets);
+    const int32_t* rows_by_decision = reinterpret_cast<const int32_t*>(cs4a_select_smem + t.rows);
     const int Ws = S.words;
     for (int w = 0; w < Ws; ++w) {
       uint64_t acc = 0;
@@ -134,7 +180,7 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
         if (c < a.decision_first_block) {  // an earlier scale's block stays itself
           if ((c >> 6) == w) acc |= uint64_t{1} << (c & 63);
         } else {
-          acc |= S.cover[static_cast<size_t>(c - a.decision_first_block) * Ws + w];
+          acc |= cover[(c - a.decision_first_block) * Ws + w];
         }
       }
       for (int o = 16; o > 0; o >>= 1) acc |= __shfl_xor_sync(kFull, acc, o);
@@ -142,10 +188,10 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
     }
     __syncwarp();
     for (int w = lane; w < Ws; w += 32) S.expanded[static_cast<size_t>(row) * Ws + w] = s.expanded[w];
-    const int end = S.rows_by_decision_offsets[dq + 1];
-    for (int i = S.rows_by_decision_offsets[dq] + lane; i < end; i += 32) {
-      const int qb = S.rows_by_decision[i];
-      const uint64_t* own = S.own ? S.own + static_cast<size_t>(qb) * Ws : nullptr;
+    const int end = rows_by_decision_offsets[dq + 1];
+    for (int i = rows_by_decision_offsets[dq] + lane; i < end; i += 32) {
+      const int qb = rows_by_decision[i];
+      const uint64_t* own = own_all ? own_all + qb * Ws : nullptr;
       int length = 0;
       for (int w = 0; w < Ws; ++w) length += __popcll(s.expanded[w] | (own ? own[w] : 0));
       S.lengths[static_cast<size_t>(h) * S.num_q_blocks + qb] = length;
@@ -184,14 +230,15 @@ __device__ inline int block_exclusive_scan(int v, int* shared, int* total) {
 
 // One CTA per (head, later scale, chunk of kWriteRows rows): every CTA of a (head, scale) works out all its
 // rows' offsets (cheap), the z == 0 one stores them, and each writes the columns of its own rows (one warp per
-// row). A row's columns are first placed in shared memory, each lane its words' set bits, then copied out by the
-// whole warp in order, so the global stores are coalesced: lanes storing their own bits straight to global
-// memory (the first version) sent every store instruction to 32 lines and made this kernel 30 us of a 42 us
-// build on the H100 (ncu; 16 heads, 8x8 tiles).
+// row). The warp walks a row 32 blocks at a time, lane l on block l: a set bit's column goes to the count of set
+// bits below it, so each store instruction writes consecutive entries. Lanes storing their own words' bits
+// straight to global memory (the first version) sent every store instruction to 32 lines and made this kernel
+// 30 us of a 42 us build on the H100 (ncu; 16 heads, 8x8 tiles); staging a row's columns in shared memory, each
+// lane scanning one 64-bit word bit by bit, fixed the stores but left up to 64 serial steps per lane and row.
 __global__ void __launch_bounds__(kWriteThreads)
-    cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_q, int max_words) {
+    cs4a_write_kernel(const __grid_constant__ Cs4aBuildArgs a, int max_q) {
   // Dynamic smem only (launch_shape sizes it): this head's row starts (unclamped), the scratch of the block-wide
-  // sum and scan, then per warp the staged columns of one row.
+  // sum and scan.
   extern __shared__ __align__(16) long long cs4a_write_smem[];
   const int h = blockIdx.x;
   const Cs4aScaleArgs& S = a.scales[blockIdx.y];
@@ -199,7 +246,6 @@ __global__ void __launch_bounds__(kWriteThreads)
   long long* row_start = cs4a_write_smem;                                   // [max_q]
   long long* sum_scratch = row_start + max_q;                               // [kWriteThreads / 32]
   int* scan_scratch = reinterpret_cast<int*>(sum_scratch + kWriteThreads / 32);  // [kWriteThreads / 32]
-  int32_t* staged = scan_scratch + kWriteThreads / 32;                      // [kWriteThreads / 32][max_words * 64]
   const int32_t* lengths = S.lengths + static_cast<size_t>(h) * nq;
   // The select kernel has finished: its count of bad rows is final for this build.
   if (h == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x == 0) a.host_status[0] = *a.bad_rows;
@@ -231,26 +277,25 @@ __global__ void __launch_bounds__(kWriteThreads)
   __syncthreads();
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  int32_t* row_cols = staged + warp * max_words * 64;
   const int row_end = min(nq, static_cast<int>(blockIdx.z + 1) * kWriteRows);
   for (int qb = blockIdx.z * kWriteRows + warp; qb < row_end; qb += kWriteThreads / 32) {
     const uint64_t* e = S.expanded + (static_cast<size_t>(h) * a.num_q_blocks + S.decision_row[qb]) * Ws;
     const uint64_t* own = S.own ? S.own + static_cast<size_t>(qb) * Ws : nullptr;
-    int length = 0;
-    for (int w0 = 0; w0 < Ws; w0 += 32) {
-      const int w = w0 + lane;
-      uint64_t word = w < Ws ? (e[w] | (own ? own[w] : 0)) : 0;
-      const int n = __popcll(word);
-      const int incl = warp_inclusive_scan(n, lane);
-      for (int p = length + incl - n; word; word &= word - 1, ++p)
-        row_cols[p] = w * 64 + __ffsll(static_cast<long long>(word)) - 1;
-      length += __shfl_sync(kFull, incl, 31);
-    }
-    __syncwarp();
     const long long out = row_start[qb];
-    for (int i = lane; i < length; i += 32)
-      if (out + i < S.capacity) S.col_blocks[out + i] = row_cols[i];
-    __syncwarp();  // the row is copied out before the next one is staged
+    long long at = out;  // where the next column goes
+    for (int w0 = 0; w0 < Ws; w0 += 32) {
+      const uint64_t mine = w0 + lane < Ws ? e[w0 + lane] | (own ? own[w0 + lane] : 0) : 0;  // lane l: word w0 + l
+      for (int w = w0; w < min(Ws, w0 + 32); ++w) {
+        const uint64_t word = __shfl_sync(kFull, mine, w - w0);
+        for (int half = 0; half < 2; ++half) {
+          // Lane l takes bit l of these 32 blocks: its column's place is the count of set bits below it.
+          const unsigned bits = static_cast<unsigned>(word >> (32 * half));
+          const long long p = at + __popc(bits & ((1u << lane) - 1u));
+          if (((bits >> lane) & 1u) && p < S.capacity) S.col_blocks[p] = w * 64 + 32 * half + lane;
+          at += __popc(bits);
+        }
+      }
+    }
   }
 }
 
@@ -276,12 +321,12 @@ inline LaunchShape launch_shape(const Cs4aBuildArgs& a) {
   }
   l.warp_bytes = (8 * (a.num_k_blocks + 2 * a.words + l.max_words) + 4 * a.num_k_blocks + 15) / 16 * 16;
   l.select_smem = kSelectWarps * l.warp_bytes;
+  for (int s = 0; s < a.num_scales; ++s) l.select_smem = StagedTables(a, s, l.select_smem).end;
   l.select_blocks = (a.heads * a.num_q_blocks + kSelectWarps - 1) / kSelectWarps;
   l.write_blocks_x = a.heads;
   l.write_blocks_y = a.num_scales;
   l.write_blocks_z = (l.max_q + kWriteRows - 1) / kWriteRows;
-  l.write_smem = static_cast<int>((l.max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int) +
-                                  kWriteThreads / 32 * l.max_words * 64 * sizeof(int32_t));
+  l.write_smem = static_cast<int>((l.max_q + kWriteThreads / 32) * sizeof(long long) + kWriteThreads / 32 * sizeof(int));
   return l;
 }
 
