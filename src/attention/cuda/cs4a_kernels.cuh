@@ -281,8 +281,7 @@ __global__ void __launch_bounds__(kWriteThreads)
   for (int qb = blockIdx.z * kWriteRows + warp; qb < row_end; qb += kWriteThreads / 32) {
     const uint64_t* e = S.expanded + (static_cast<size_t>(h) * a.num_q_blocks + S.decision_row[qb]) * Ws;
     const uint64_t* own = S.own ? S.own + static_cast<size_t>(qb) * Ws : nullptr;
-    const long long out = row_start[qb];
-    long long at = out;  // where the next column goes
+    long long at = row_start[qb];  // where the next column goes
     for (int w0 = 0; w0 < Ws; w0 += 32) {
       const uint64_t mine = w0 + lane < Ws ? e[w0 + lane] | (own ? own[w0 + lane] : 0) : 0;  // lane l: word w0 + l
       for (int w = w0; w < min(Ws, w0 + 32); ++w) {

@@ -118,16 +118,18 @@ __device__ __forceinline__ PairTile plan_pair(const KernelParams& p, int tile, L
     Barrier::wait(stage.full, stage.phase);
     stage.phase ^= 1;
   }
-  int common = 0, last = -1;  // last: the last common entry
   int diff = t.na != t.nb || t.na == 0;
   if (!diff) {
 #pragma unroll 8
     for (int i = 0; i < t.na; ++i) diff |= lists[i] ^ lists[t.na + i];  // no early exit: the loads pipeline
   }
   t.equal = !diff;
-  if (t.equal) {
-    common = t.na;
+  if (t.equal) {  // all common units, an odd count ending with a masked repeat: no own units, nothing marked
+    t.extra = -1;
+    t.common_units = (t.na + 1) / 2;
+    t.own_units[0] = t.own_units[1] = 0;
   } else {
+    int common = 0, last = -1;  // last: the last common entry
     for (int i = 0, j = t.na; i < t.na && j < n;) {
       const int x = lists[i], y = lists[j];
       if (x == y) {
@@ -138,13 +140,7 @@ __device__ __forceinline__ PairTile plan_pair(const KernelParams& p, int tile, L
       i += x <= y;
       j += y <= x;
     }
-  }
-  const int odd = common % 2;
-  if (t.equal) {  // an odd count ends with a common unit whose second block is masked: no own units at all
-    t.extra = -1;
-    t.common_units = (common + 1) / 2;
-    t.own_units[0] = t.own_units[1] = 0;
-  } else {
+    const int odd = common % 2;
     t.extra = odd ? last : -1;
     t.common_units = common / 2;
     t.own_units[0] = (t.na - common + odd + 1) / 2;
@@ -165,8 +161,8 @@ struct PairStream {
   __device__ __forceinline__ PairStream(const PairTile& t, const int* staging_area)
       : lists(staging_area + t.shift),
         common{0, t.na},
-        own0{t.equal ? t.na : 0, t.na},  // equal lists: no own units
-        own1{t.equal ? t.na + t.nb : t.na, t.na + t.nb},
+        own0{0, t.na},
+        own1{t.na, t.na + t.nb},
         extra(t.extra),
         common_units(t.common_units),
         interleaved(min(t.own_units[0], t.own_units[1])),
