@@ -5,8 +5,11 @@ random masks at 16 / 28 heads and 64 / 128-token blocks, plus fixed list lengths
 per-tile cost). The last column: each build's output against the first's (and, dense, the first's against cuDNN).
 
   python3 bench/attention_ab.py A=/tmp/bA/src/attention/cuda/libsparvar_attention_capi.so B=/tmp/bB/...
-A build may name the kernel it runs (default 0, auto): W=/tmp/b/.../libsparvar_attention_capi.so@4 S=...@5.
-AB_CASES=dense,10% (environment) times only those cases.
+A build may name the kernel it runs (default 0, auto): W=/tmp/b/.../libsparvar_attention_capi.so@4 S=...@5, and
+environment settings it runs under (read by the library at each call), e.g. the split tail off and on with one build:
+  OFF=$L@5@SPARVAR_BSA_SPLIT=off ON=$L@5
+AB_CASES=dense,10% (environment) times only those cases; AB_SCALES=48,64 the query grid sides (default 64, the last
+scale; the fixed-length cases run at 64 only).
 """
 import math
 import os
@@ -21,20 +24,35 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 if len(sys.argv) < 2 or any("=" not in a for a in sys.argv[1:]):
     sys.exit(__doc__)
-libs, kernel_of = [], {}
+libs, kernel_of, env_of = [], {}, {}
 for a in sys.argv[1:]:
     name, spec = a.split("=", 1)
-    path, _, kern = spec.partition("@")
+    path, _, rest = spec.partition("@")
+    kern, _, envs = rest.partition("@")
     libs.append((name, ab.Ours(path)))
     kernel_of[name] = int(kern or 0)
+    env_of[name] = dict(e.split("=", 1) for e in envs.split(",") if e)
+env_keys = {k for e in env_of.values() for k in e}
+
+
+def use_env(name):
+    """The environment build `name` runs under: its settings, the others' keys unset."""
+    for k in env_keys:
+        if k in env_of[name]:
+            os.environ[k] = env_of[name][k]
+        else:
+            os.environ.pop(k, None)
+
+
 dev = torch.device("cuda")
 torch.manual_seed(0)
 gen = torch.Generator().manual_seed(1)
 B, D = 2, 128
-nq_true, nk_true = 4096, 10521
 print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}")
-print("| heads | blk | case | cuDNN ms | " + " | ".join(f"{n} ms (TF/s)" for n, _ in libs) + " | err vs first |")
-for H in (16, 28):
+print("| scale | heads | blk | case | cuDNN ms | " + " | ".join(f"{n} ms (TF/s)" for n, _ in libs) + " | err vs first |")
+for side, H in [(int(s), h) for s in os.environ.get("AB_SCALES", "64").split(",") for h in (16, 28)]:
+    k_idx = ab.INFINITY_1024.index(side)
+    nq_true, nk_true = side * side, sum(s * s for s in ab.INFINITY_1024[: k_idx + 1])
     q0 = torch.randn(B, H, nq_true, D, device=dev, dtype=torch.bfloat16)
     k0 = torch.randn(B, H, nk_true, D, device=dev, dtype=torch.bfloat16)
     v0 = torch.randn(B, H, nk_true, D, device=dev, dtype=torch.bfloat16)
@@ -52,7 +70,7 @@ for H in (16, 28):
         k_valid[-1] = nk_true - (kb - 1) * blk
         k_valid = k_valid.to(dev)
         cases = [(f"{d:.0%}" if d < 1 else "dense", ab.random_rows(H, qb, kb, d, gen)) for d in (1.0, 0.3, 0.1, 0.05)]
-        if blk == 128 and H == 16:
+        if blk == 128 and H == 16 and side == 64:
             for L in (1, 2, 4, 8, 16, 32):
                 rows = []
                 for _ in range(H * qb):
@@ -71,12 +89,13 @@ for H in (16, 28):
                 runs.append((lib.prepare(q, k, v, o, pat, blk, blk, k_valid, kernel_of[name_]), o))
             for rnd in range(3):
                 for i, (run, _) in enumerate(runs):
+                    use_env(libs[i][0])
                     best[i] = min(best[i], ab.bench(run))
             o0 = runs[0][1][:, :, :nq_true].float()
             errs = [((r[1][:, :, :nq_true].float() - o0).norm() / o0.norm()).item() for r in runs[1:]]
             if name == "dense":
                 errs.append(((o0 - ref.float()).norm() / ref.float().norm()).item())
-            print(f"| {H} | {blk} | {name} | {t_cudnn:.3f} | " + " | ".join(
+            print(f"| {side} | {H} | {blk} | {name} | {t_cudnn:.3f} | " + " | ".join(
                 f"{t:.4f} ({flops / t / 1e9:.0f})" for t in best) + " | " + " ".join(f"{e:.1e}" for e in errs) + " |",
                 flush=True)
     del q0, k0, v0

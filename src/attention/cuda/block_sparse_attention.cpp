@@ -26,6 +26,15 @@ bool near_dense(const BlockSparseAttentionArgs& a) {
   return a.nnz > 0 && 10ll * a.nnz >= 9ll * rows * (a.nk / a.k_block);
 }
 
+// A 64 x 64 pattern that lists every block (a dense scale): ascending rows of kb blocks are all 0 .. kb-1, so every
+// row offset that is a multiple of kb starts the same list, and the shared kernel can read the same CSR as 128-row
+// query blocks over 64-token key blocks (AUTO does: v5's plain walk instead of planning pairs of lists, the same
+// work; H100 session 14).
+bool fully_dense(const BlockSparseAttentionArgs& a) {
+  const long long rows = static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
+  return a.nnz > 0 && a.nnz == rows * (a.nk / a.k_block);
+}
+
 // What AUTO runs without block_mass (H100 measurements, bench/attention_results.md):
 //  - q_block 128: SHARED (as fast as WIDE or up to 19% faster: one K/V stream per query block, session 9);
 //  - q_block and k_block 64, near-dense pattern: SHARED on pairs of query blocks (pair_lists.cuh; dense 8-10% faster
@@ -48,6 +57,22 @@ int auto_kernel(int q_block, int k_block, bool near_dense) {
   if (forced == BSA_KERNEL_AUTO)
     return q_block == 128 || (pairs && near_dense) ? int{BSA_KERNEL_SHARED} : int{BSA_KERNEL_WIDE};
   return forced == BSA_KERNEL_SHARED && q_block != 128 && !pairs ? int{BSA_KERNEL_WIDE} : forced;
+}
+
+// What the shared kernel's split tail (split_tail.h) needs to know: near-dense lists are all about as long, so a
+// tile's steps follow from nnz. SPARVAR_BSA_SPLIT=on splits whenever the last wave is partial (tests), =off never
+// (A/B runs); read at every call so that a test can switch it.
+void set_split_tail(const BlockSparseAttentionArgs& a, attention_cuda::LaunchShape& shape) {
+  const char* env = std::getenv("SPARVAR_BSA_SPLIT");
+  const std::string_view mode = env ? env : "";
+  SPARVAR_CHECK(mode.empty() || mode == "on" || mode == "off" || mode == "auto",
+                "SPARVAR_BSA_SPLIT={}: expected on, off or auto", mode);
+  shape.split_always = mode == "on";
+  shape.split_never = mode == "off";
+  if (!near_dense(a)) return;
+  const long long rows = static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
+  const long long keys_per_row = static_cast<long long>(a.nnz) * a.k_block / rows;
+  shape.uniform_steps = static_cast<int>((keys_per_row + 127) / 128);
 }
 
 void validate(const BlockSparseAttentionArgs& a) {
@@ -119,7 +144,8 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
     const size_t entries = static_cast<size_t>(args.batch) * (args.pattern_heads == 1 ? args.heads : 1) * args.nnz;
     check_cuda(cudaMemsetAsync(p.block_mass, 0, entries * sizeof(float), stream), "clear block_mass");
   }
-  const attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
+  attention_cuda::LaunchShape shape{args.batch, args.head_dim, args.k_block};
+  set_split_tail(args, shape);
   const bool pipelined_ok = attention_cuda::pipelined_supports(shape);
   if (args.kernel >= BSA_KERNEL_PIPELINED) {
     static constexpr const char* kNames[] = {"auto", "simple", "pipelined", "(retired)", "wide", "shared"};
@@ -127,6 +153,11 @@ void block_sparse_attention(const BlockSparseAttentionArgs& args, cudaStream_t s
                   "q_block {}", kNames[args.kernel], args.head_dim, args.k_block, args.q_block);
   }
   int kernel = args.kernel == BSA_KERNEL_AUTO && !p.block_mass ? auto_kernel(args.q_block, args.k_block, near_dense(args)) : args.kernel;
+  if (args.kernel == BSA_KERNEL_AUTO && kernel == BSA_KERNEL_SHARED && args.q_block == 64 && args.k_block == 64 &&
+      args.nq % 128 == 0 && fully_dense(args)) {
+    p.q_block = 128;
+    p.num_q_blocks = args.nq / 128;
+  }
   if (kernel == BSA_KERNEL_SHARED && !attention_cuda::shared_supports(shape, p)) {
     SPARVAR_CHECK(args.kernel == BSA_KERNEL_AUTO, "block_sparse_attention: the shared kernel takes pairs of 64-row "
                   "query blocks only up to {} key blocks of 64 (nk {})", attention_cuda::shared_pair_max_k_blocks(shape),

@@ -32,8 +32,10 @@ extern "C" {
 // SHARED (v5): one K/V stream per 128-row tile, read by both consumer warpgroups of the CTA (FlashAttention-3's
 // CTA): a 128-row query block, or two 64-row query blocks whose lists are walked as one stream (q_block = k_block =
 // 64, up to 214 key blocks at head_dim 128); no block_mass (rejected).
-// AUTO: without block_mass SHARED for q_block 128 and for near-dense 64 x 64 patterns (nnz >= 90% of all blocks),
-// else WIDE; PIPELINED with block_mass.
+// AUTO: without block_mass SHARED for q_block 128 and for near-dense 64 x 64 patterns (nnz >= 90% of all blocks; one
+// that lists every block runs as 128-row query blocks when nq is a multiple of 128), else WIDE; PIPELINED with
+// block_mass. The shared kernel may split a launch's last partial wave over all SMs (split_tail.h;
+// SPARVAR_BSA_SPLIT=off|on|auto, read at every call: never, whenever the last wave is partial, where it pays).
 // SPARVAR_BSA_KERNEL=pipelined|wide|shared (read once per process) sets what AUTO runs without block_mass, for A/B
 // runs of the whole engine.
 enum BlockSparseKernel {

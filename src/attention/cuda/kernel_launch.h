@@ -11,6 +11,12 @@ namespace sparvar::attention_cuda {
 
 struct LaunchShape {
   int batch, head_dim, k_block;
+  // The shared kernel's split tail (split_tail.h): the 128-key steps of a typical work tile where every list is about
+  // as long (near-dense patterns; 0: lists of unknown lengths, no split), and whether to split whenever the last wave
+  // is partial (SPARVAR_BSA_SPLIT=on: tests; =off: never).
+  int uniform_steps = 0;
+  bool split_always = false;
+  bool split_never = false;
 };
 
 // Launchers return the first CUDA error (attribute setting or launch); the C++ caller turns it into an Error.
@@ -32,5 +38,11 @@ cudaError_t launch_shared(const LaunchShape& shape, const KernelParams& p, cudaS
 // (SPARVAR_BSA_SCHEDULE=static, or more than 64 streams have one on this device): the static order then.
 // A graph recorded on one stream must not be replayed on another stream while that stream runs the kernel.
 cudaError_t stream_tile_counter(cudaStream_t stream, int** counter);
+
+// The split tail's arrival counters (kMaxSplitTailTiles pairs) and workspace (`bytes`, allocated at the first call
+// for the stream, the same size after) for launches on `stream`; both null when none is available (more than 64
+// streams, or no memory for the workspace): the launch then runs unsplit.
+constexpr int kMaxSplitTailTiles = 256;
+cudaError_t stream_split_workspace(cudaStream_t stream, size_t bytes, int** arrivals, float** workspace);
 
 }  // namespace sparvar::attention_cuda

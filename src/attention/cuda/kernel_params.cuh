@@ -3,6 +3,8 @@
 
 #include <cuda_bf16.h>
 
+#include "split_tail.h"
+
 namespace sparvar::attention_cuda {
 
 struct KernelParams {
@@ -22,6 +24,13 @@ struct KernelParams {
   int kv_rows;          // rows per (batch*head) of k / v (>= nk)
   const int* out_rows;  // optional: token-major out at these tokens (see BlockSparseAttentionArgs)
   int out_tokens;
+  // The shared kernel's split tail (split_tail.h; zero: none) and its per-stream workspace: split_o
+  // [tail tiles * max_parts][kSplitRows][D] and split_lse [..][kSplitRows] (fp32), split_arrivals [tail tiles][2],
+  // zero between launches.
+  SplitTail split;
+  float* split_o;
+  float* split_lse;
+  int* split_arrivals;
 };
 
 // First CSR row of (head h, query block qb).

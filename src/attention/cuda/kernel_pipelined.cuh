@@ -50,6 +50,7 @@ struct PipelinedKernel {
     TmaQ tma_q;
     TmaKV tma_k, tma_v;
     int num_tiles;  // (batch*heads) * nq/64 work tiles
+    int num_items;  // work items the schedule hands out: num_tiles, unless the shared kernel splits its tail
     int* tile_counter;  // dynamic tile schedule (tile_schedule.cuh); null: static (kernels that support both)
   };
 

@@ -14,11 +14,13 @@
 // (steps_128key.cuh), except that both PVs of the previous step are issued with the QK^T (V is in by then: the
 // rings are deep). Turn-taking between the consumers (FA3's
 // ping-pong, named barriers) was measured and brought nothing here (bench/attention_results.md, session 9).
-// Tiles: lane = CTA, dynamic schedule (tile_schedule.cuh) when Params::tile_counter is set.
+// Tiles: lane = CTA, dynamic schedule (tile_schedule.cuh) when Params::tile_counter is set; the last partial wave
+// may be split into ranges of equal work (split_tail.h; kSplit, an instantiation of its own).
 // kPairs: 64-row query blocks (q_block = 64, k_block = 64), two per tile, their lists walked as one stream in which
 // each consumer takes its own units (pair_lists.cuh).
 #pragma once
 
+#include "pipelined_launch.cuh"
 #include "steps_128key.cuh"
 
 namespace sparvar::attention_cuda {
@@ -38,6 +40,7 @@ struct SharedKernel {
     TileMailbox tiles;
     int k_valid[kStages];  // valid keys of the block in each K stage, from the producer
     uint64_t lists_full;   // kPairs: the producer's bulk copies of a tile's lists
+    int split_old[2];      // each consumer's split epilogue (split_tail_store.cuh)
   };
   // kPairs: the producer's copy of a tile's two lists (pair_lists.cuh), in what the rings leave of the 227 KB.
   static constexpr int kRingBytes = sizeof(Element) * (kConsumers * Cfg::kQElems + 2 * Cfg::kKVElems * kStages);
@@ -57,14 +60,21 @@ struct SharedKernel {
   static constexpr int kConsumerThreads = 128 * kConsumers;
 };
 
-// The 128-row tile and its list (q_block == 128: one CSR row per tile).
-__device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, int tile) {
-  TileCoord t = tile_place<2 * kTileM>(p, tile);
+// The 128-row tile and its list (q_block == 128: one CSR row per tile), or the part of it a split segment takes
+// (split_tail.h): a range of its 128-key steps.
+__device__ __forceinline__ TileCoord shared_tile_coord(const KernelParams& p, const WorkSegment& w) {
+  TileCoord t = tile_place<2 * kTileM>(p, w.tile);
   read_tile_list(p, t, t.qtile);
+  if (w.part >= 0) {
+    int begin, end;
+    split_segment_steps(p.split, w, (t.count + 1) / 2, begin, end);
+    t.row_start += 2 * begin * 64 / p.k_block;  // list entries (a 128-token entry is one step)
+    t.count = max(0, min(t.count, 2 * end) - 2 * begin);
+  }
   return t;
 }
 
-template <int D, bool kPairs>
+template <int D, bool kPairs, bool kSplit>
 __device__ void shared_producer(const typename SharedKernel<D, kPairs>::Params& prm,
                                 typename SharedKernel<D, kPairs>::Smem& sm) {
   using K = SharedKernel<D, kPairs>;
@@ -104,10 +114,25 @@ __device__ void shared_producer(const typename SharedKernel<D, kPairs>::Params& 
       q_phase ^= 1;
     });
   };
+  // Work items: whole tiles, then (kSplit) the split tail's ranges of one or two segments (split_tail.h).
+  auto segment_of = [&](int item, int k) {
+    if constexpr (!kSplit) return WholeTiles{}(item, k);
+    return k < split_item_segments(p.split, prm.num_tiles, item) ? split_segment_id(p.split, prm.num_tiles, item, k)
+                                                                 : -1;
+  };
+  auto segment = [&](int id) {
+    if constexpr (!kSplit) return WorkSegment{id};
+    return split_segment(p.split, prm.num_tiles, id);
+  };
   if constexpr (kPairs) {
     ListStage staging{sm.lists, &bar.lists_full, 0};
-    produce_tiles(bar.tiles, blockIdx.x, prm.num_tiles, gridDim.x, prm.tile_counter,
-                  [&](int tile) { return plan_pair(p, tile, staging); },
+    produce_tiles(bar.tiles, blockIdx.x, prm.num_items, gridDim.x, prm.tile_counter,
+                  [&](int id) {
+                    const WorkSegment w = segment(id);
+                    PairTile t = plan_pair(p, w.tile, staging);
+                    split_pair(t, p.split, w);
+                    return t;
+                  },
                   [&](const PairTile& t) {
                     produce(t, [&](const auto& tKg, const auto& tKs, const auto& tVg, const auto& tVs, auto load_q) {
                       PairStream stream(t, sm.lists);
@@ -116,20 +141,22 @@ __device__ void shared_producer(const typename SharedKernel<D, kPairs>::Params& 
                                            [&](int u, SubBlock& s0, SubBlock& s1) { stream.next(p, u, s0, s1); },
                                            load_q);
                     });
-                  });
+                  },
+                  segment_of);
   } else {
-    produce_tiles(bar.tiles, blockIdx.x, prm.num_tiles, gridDim.x, prm.tile_counter,
-                  [&](int tile) { return shared_tile_coord(p, tile); },
+    produce_tiles(bar.tiles, blockIdx.x, prm.num_items, gridDim.x, prm.tile_counter,
+                  [&](int id) { return shared_tile_coord(p, segment(id)); },
                   [&](const TileCoord& t) {
                     produce(t, [&](const auto& tKg, const auto& tKs, const auto& tVg, const auto& tVs, auto load_q) {
                       produce_128key_tile(p, t, bar, kring, vring, prm.tma_k, prm.tma_v, tKg, tKs, tVg, tVs,
                                           K::kKVBytes, load_q);
                     });
-                  });
+                  },
+                  segment_of);
   }
 }
 
-template <int D, bool kPairs>
+template <int D, bool kPairs, bool kSplit>
 __global__ void __launch_bounds__(384, 1)
     shared_block_sparse_kernel(const __grid_constant__ typename SharedKernel<D, kPairs>::Params prm) {
   using K = SharedKernel<D, kPairs>;
@@ -157,7 +184,7 @@ __global__ void __launch_bounds__(384, 1)
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     cutlass::arch::warpgroup_reg_dealloc<40>();
-    if (threadIdx.x / 32 == 0 && cute::elect_one_sync()) shared_producer<D, kPairs>(prm, sm);
+    if (threadIdx.x / 32 == 0 && cute::elect_one_sync()) shared_producer<D, kPairs, kSplit>(prm, sm);
   } else {
     cutlass::arch::warpgroup_reg_alloc<232>();
     // Warp-uniform to ptxas (a lane-0 broadcast): with pairs a consumer's step count depends on it, and a loop count
@@ -165,11 +192,19 @@ __global__ void __launch_bounds__(384, 1)
     // registers (95 R2UR moves in the D = 128 consumer loop, 10% slower dense, H100).
     const int half = cutlass::canonical_warp_group_idx() - 1;
     const KernelParams& p = prm.p;
-    consume_128key_tiles<D, K::kStages, true, kPairs>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int tile) {
-      const TileCoord t = tile_place<2 * kTileM>(p, tile);
-      return ConsumerTile{t.bh, 2 * t.qtile + half, half};
+    consume_128key_tiles<D, K::kStages, true, kPairs, kSplit>(p, sm.bar, sm.q[half], sm.k, sm.v, [&](int id) {
+      const WorkSegment w = kSplit ? split_segment(p.split, prm.num_tiles, id) : WorkSegment{id};
+      const TileCoord t = tile_place<2 * kTileM>(p, w.tile);
+      return ConsumerTile{t.bh, 2 * t.qtile + half, half, w, &sm.bar.split_old[half]};
     });
   }
+}
+
+// The launch of one instantiation (launch_shared.cu; the kSplit ones are compiled in launch_shared_split.cu).
+template <int D, bool kPairs, bool kSplit>
+cudaError_t run_shared_kernel(const typename SharedKernel<D, kPairs>::Params& prm, cudaStream_t stream) {
+  return launch_persistent(shared_block_sparse_kernel<D, kPairs, kSplit>, prm, SharedKernel<D, kPairs>::kSmemBytes, 1,
+                           stream);
 }
 
 }  // namespace sparvar::attention_cuda

@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(384, 1)
   run_lanes<D>(
       smem_raw, [&](auto& sm, auto& bar, int slot, int slots) { wide_producer<D>(prm, sm, bar, slot, slots); },
       [&](auto& sm, auto& bar, int, int) {
-        consume_128key_tiles<D, K::kStages, false, false>(p, bar, sm.q, sm.k, sm.v, [&](int tile) {
+        consume_128key_tiles<D, K::kStages, false, false, false>(p, bar, sm.q, sm.k, sm.v, [&](int tile) {
           const TileCoord t = tile_place(p, tile);
           return ConsumerTile{t.bh, t.qtile};
         });

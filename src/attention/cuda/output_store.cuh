@@ -15,6 +15,16 @@
 
 namespace sparvar::attention_cuda {
 
+// Where query slot `slot` of (batch*head) bh writes its D values, or null for a padding slot of out_rows.
+template <int D>
+__device__ __forceinline__ Element* output_row(const KernelParams& p, int bh, int slot) {
+  if (!p.out_rows) return reinterpret_cast<Element*>(p.out) + (static_cast<long long>(bh) * p.nq + slot) * D;
+  const int token = p.out_rows[slot];
+  if (token < 0 || token >= p.out_tokens) return nullptr;
+  const int b = bh / p.heads, h = bh % p.heads;
+  return reinterpret_cast<Element*>(p.out) + ((static_cast<long long>(b) * p.out_tokens + token) * p.heads + h) * D;
+}
+
 // out: the finished tile (bf16 fragment of the PV accumulator's layout); tid: thread index in the warpgroup.
 template <int D, class Frag>
 __device__ __forceinline__ void store_out_tile(const KernelParams& p, int bh, int qtile, const Frag& out, int tid) {

@@ -69,7 +69,8 @@ struct PairTile {
   int extra;   // the last common entry when their count is odd, else -1
   bool equal;  // the two lists are equal: nothing is marked
   int common_units, own_units[2];
-  int count;  // 64-token blocks streamed
+  int count;      // 64-token blocks streamed
+  int first = 0;  // equal lists, or one list: the staged entry its walk starts at (a split part starts mid-list)
 
   __device__ __forceinline__ PostedTile post(int id) const { return {id, count, common_units, own_units[0]}; }
 };
@@ -150,6 +151,23 @@ __device__ __forceinline__ PairTile plan_pair(const KernelParams& p, int tile, L
   return t;
 }
 
+// A part of a split tail tile (split_tail.h): equal lists take its range of common units, a tile of one query block
+// (the last of an odd count) its range of that block's own units. Two unequal lists are not cut (the stream
+// interleaves the consumers' own units): part 0 takes the whole tile and the others nothing.
+__device__ __forceinline__ void split_pair(PairTile& t, const SplitTail& s, const WorkSegment& w) {
+  if (w.part < 0) return;
+  if (t.equal || t.nb == 0) {
+    int begin, end;  // (no reference to the one field: it put the PairTile in local memory)
+    split_segment_steps(s, w, t.equal ? t.common_units : t.own_units[0], begin, end);
+    t.first = 2 * begin;
+    if (t.equal) t.common_units = end - begin;
+    else t.own_units[0] = end - begin;
+  } else if (w.part > 0) {
+    t.common_units = t.own_units[0] = t.own_units[1] = 0;
+  }
+  t.count = 2 * (t.common_units + t.own_units[0] + t.own_units[1]);
+}
+
 // The producer's side: the tile's stream, unit by unit, in the order above. next(u, s0, s1) must be called for
 // u = 0, 1, 2, ... in turn.
 struct PairStream {
@@ -160,8 +178,8 @@ struct PairStream {
 
   __device__ __forceinline__ PairStream(const PairTile& t, const int* staging_area)
       : lists(staging_area + t.shift),
-        common{0, t.na},
-        own0{0, t.na},
+        common{t.first, t.na},
+        own0{t.first, t.na},
         own1{t.na, t.na + t.nb},
         extra(t.extra),
         common_units(t.common_units),

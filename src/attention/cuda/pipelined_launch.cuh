@@ -18,6 +18,7 @@ typename PipelinedKernel<D>::Params lane_params(const LaunchShape& shape, const 
   typename K::Params prm{};
   prm.p = p;
   prm.num_tiles = bh * ((p.nq + tile_rows - 1) / tile_rows);  // 128-row tiles of 64-row blocks: the last may be half
+  prm.num_items = prm.num_tiles;
   prm.tile_counter = tile_counter;  // kernels that schedule dynamically (wide, shared); the others ignore it
   prm.tma_q = make_tma_copy(SM90_TMA_LOAD{}, gmem_view<K, D>(p.q, p.nq, bh), typename Cfg::SmemLayoutQ{},
                             Shape<Int<kTileM>, Int<D>>{}, _1{});
@@ -28,12 +29,12 @@ typename PipelinedKernel<D>::Params lane_params(const LaunchShape& shape, const 
   return prm;
 }
 
-// A persistent launch: 384 threads, `smem` bytes, one CTA per `tiles_per_cta` tiles up to one per SM.
+// A persistent launch: 384 threads, `smem` bytes, one CTA per `tiles_per_cta` work items up to one per SM.
 template <class KernelFn, class Params>
 cudaError_t launch_persistent(KernelFn kernel, const Params& prm, int smem, int tiles_per_cta, cudaStream_t stream) {
   cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (status != cudaSuccess) return status;
-  const int ctas_needed = (prm.num_tiles + tiles_per_cta - 1) / tiles_per_cta;
+  const int ctas_needed = (prm.num_items + tiles_per_cta - 1) / tiles_per_cta;
   const int grid = std::min(ctas_needed, max_ctas());
   kernel<<<grid, 384, smem, stream>>>(prm);
   return cudaGetLastError();

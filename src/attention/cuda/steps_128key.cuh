@@ -9,6 +9,7 @@
 #pragma once
 
 #include "pair_lists.cuh"
+#include "split_tail_store.cuh"
 
 #include <cuda/ptx>
 
@@ -81,24 +82,38 @@ __device__ __forceinline__ void produce_128key_tile(const KernelParams& p, const
                        load_q);
 }
 
-// A producer's walk over its tiles (tile_schedule.cuh): from `first`, then the next per the schedule, each posted to
-// the consumers with its list length (empty lists too: they still store zeros), the non-empty ones handed to
-// produce(t); -1 posted at the end. coord_of(tile) -> a TileCoord or PairTile (its list, count and post(id)).
-template <class CoordOf, class Produce>
-__device__ __forceinline__ void produce_tiles(TileMailbox& box, int first, int num_tiles, int num_slots, int* counter,
-                                              CoordOf coord_of, Produce produce) {
+// Work items that are whole tiles: item i is the mailbox entry i.
+struct WholeTiles {
+  __device__ __forceinline__ int operator()(int item, int k) const { return k == 0 ? item : -1; }
+};
+
+// A producer's walk over its work items (tile_schedule.cuh): from `first`, then the next per the schedule. An item is
+// one or two mailbox entries (segment_of(item, k) -> entry id, or -1 past its last; split_tail.h), each posted to the
+// consumers with its list length (empty lists too: they still store zeros), the non-empty ones handed to
+// produce(t); -1 posted at the end. coord_of(id) -> a TileCoord or PairTile (its list, count and post(id)).
+template <class CoordOf, class Produce, class SegmentOf = WholeTiles>
+__device__ __forceinline__ void produce_tiles(TileMailbox& box, int first, int num_items, int num_slots, int* counter,
+                                              CoordOf coord_of, Produce produce, SegmentOf segment_of = {}) {
   MailboxPos mailbox;
-  for (int tile = first; tile < num_tiles; tile = next_tile(counter, num_tiles, num_slots, tile)) {
-    const auto t = coord_of(tile);
-    post_tile(box, mailbox, t.post(tile));
-    if (t.count > 0) produce(t);
+  for (int item = first; item < num_items; item = next_tile(counter, num_items, num_slots, item)) {
+    for (int k = 0; k < 2; ++k) {
+      const int id = segment_of(item, k);
+      if (id < 0) break;
+      const auto t = coord_of(id);
+      post_tile(box, mailbox, t.post(id));
+      if (t.count > 0) produce(t);
+    }
   }
   post_tile(box, mailbox, PostedTile{-1, 0});
 }
 
-// Where a consumer's tile writes: (batch*head, 64-row output tile), and which consumer of a pair tile it is.
+// Where a consumer's tile writes: (batch*head, 64-row output tile), and which consumer of a pair tile it is. seg: the
+// part of a split tail tile it computes (split_tail.h; part -1: the whole tile), split_old: the shared int its
+// warpgroup's split epilogue uses.
 struct ConsumerTile {
   int bh, out_qtile, half = 0;
+  WorkSegment seg = {};
+  int* split_old = nullptr;
 };
 
 // One consumer warpgroup: takes tiles (id, list length) from the mailbox until -1, runs each tile's steps and
@@ -112,11 +127,14 @@ struct ConsumerTile {
 //   rescale O, P = bf16(S).
 // Q lives in registers for the whole tile (loaded by ldmatrix once; QK^T is an RS wgmma), so QK^T reads only K from
 // shared memory. Measured 1-5% faster than reading Q from shared memory at every QK^T (H100, session 9).
+// kSplit: tiles may be parts of split tail tiles (split_tail.h), stored through the split epilogue. An instantiation of
+// its own, so that launches that do not split run the kernel as it was: with the split epilogue inlined (same step-loop
+// SASS, twice the tile loop's code) the A/B harness timed them 1-2% slower (H100, session 14).
 // kPairs (pair_lists.cuh): the tile's stream holds both consumers' units; this one takes its own, at stream units
 // computed from the posted counts, and releases a unit only it takes with two arrivals per thread. The two consumers
 // meet at a named barrier before each tile: one that finished early would otherwise wait on stages of the next tile
 // while the other's units still fill the ring, where an mbarrier's parity cannot tell two uses of a stage apart.
-template <int D, int kStages, bool kPvTogether, bool kPairs, class Bar, class TileOf>
+template <int D, int kStages, bool kPvTogether, bool kPairs, bool kSplit, class Bar, class TileOf>
 __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q, Element* k, Element* v,
                                      TileOf tile_of) {
   using Cfg = TileConfig<D, 64, kStages>;
@@ -274,7 +292,10 @@ __device__ void consume_128key_tiles(const KernelParams& p, Bar& bar, Element* q
     if (kPairs && ct.out_qtile * kTileM >= p.nq) continue;  // the second half of a pair tile past the last block
     float inv_sum[2];
     finish_rows(st, inv_sum);
-    store_scaled_tile<D>(p, ct.bh, ct.out_qtile, tOrO, inv_sum, tid);
+    if (kSplit && ct.seg.part >= 0)
+      store_split_part<D>(p, ct.seg, ct.bh, ct.out_qtile, ct.half, tOrO, st, inv_sum, tid, ct.split_old);
+    else
+      store_scaled_tile<D>(p, ct.bh, ct.out_qtile, tOrO, inv_sum, tid);
   }
 }
 

@@ -392,7 +392,9 @@ void error_cases() {
 // launch on the stream skips tiles, which the poison shows) and private to each stream. The same random-list
 // problem, launched again and again on two streams, must give the first launch's output bit for bit (a tile's
 // result does not depend on the lane that computes it).
-void repeated_launches_on_two_streams(std::mt19937& rng) {
+// kernel: WIDE (uneven lists: the dynamic schedule's counter) or SHARED on dense lists (with SPARVAR_BSA_SPLIT=on:
+// the split tail's arrival counters, which each launch must leave at zero).
+void repeated_launches_on_two_streams(std::mt19937& rng, int kernel = BSA_KERNEL_WIDE) {
   const int batch = 2, heads = 3, D = 128, nq = 1024, nk = 768, qb = nq / 64, kb = nk / 64;
   std::uniform_real_distribution<float> uni(-1.f, 1.f);
   auto random_bf16 = [&](size_t n) {
@@ -403,10 +405,11 @@ void repeated_launches_on_two_streams(std::mt19937& rng) {
   const size_t elems = static_cast<size_t>(batch) * heads * nq * D, kv = static_cast<size_t>(batch) * heads * nk * D;
   DeviceBuffer<uint16_t> dq(random_bf16(elems)), dk(random_bf16(kv)), dv(random_bf16(kv)), dout(elems);
   std::vector<int> offsets{0}, cols;  // rows of 1..kb blocks: uneven lists, as the schedule is for
+  const bool dense = kernel == BSA_KERNEL_SHARED;
   for (int r = 0; r < qb; ++r) {
     const int n = 1 + static_cast<int>(rng() % kb);
     for (int c = 0; c < kb; ++c)
-      if (static_cast<int>(rng() % kb) < n || c == r % kb) cols.push_back(c);
+      if (dense || static_cast<int>(rng() % kb) < n || c == r % kb) cols.push_back(c);
     offsets.push_back(static_cast<int>(cols.size()));
   }
   DeviceBuffer<int> doff(offsets), dcols(cols);
@@ -426,7 +429,8 @@ void repeated_launches_on_two_streams(std::mt19937& rng) {
   a.nnz = static_cast<int>(cols.size());
   a.pattern_heads = 1;
   a.softmax_scale = 1.f / std::sqrt(static_cast<float>(D));
-  a.kernel = BSA_KERNEL_WIDE;
+  a.kernel = kernel;
+  const std::string name = kernel == BSA_KERNEL_WIDE ? "wide kernel" : "shared kernel, dense";
   cudaStream_t side = nullptr;
   CUDA_OK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
   std::vector<uint16_t> first;
@@ -443,9 +447,9 @@ void repeated_launches_on_two_streams(std::mt19937& rng) {
     else same = same && out == first;
   }
   CUDA_OK(cudaStreamDestroy(side));
-  expect(finite, "wide kernel, repeated launches on two streams: every output written");
-  expect(same, "wide kernel, repeated launches on two streams: the same output every time");
-  std::printf("  wide kernel, 6 launches alternating two streams: %s\n", finite && same ? "ok" : "FAILED");
+  expect(finite, name + ", repeated launches on two streams: every output written");
+  expect(same, name + ", repeated launches on two streams: the same output every time");
+  std::printf("  %s, 6 launches alternating two streams: %s\n", name.c_str(), finite && same ? "ok" : "FAILED");
 }
 
 }  // namespace
@@ -519,5 +523,19 @@ int main() {
   repeated_launches_on_two_streams(rng);
   unsetenv("SPARVAR_ATTN_MAX_CTAS");
   repeated_launches_on_two_streams(rng);
+  // The split tail (split_tail.h), forced wherever the last wave is partial: on grids of 3 and 5 CTAs (a few parts
+  // per tail tile) and on the full grid (tiles fewer than SMs: many parts, some of them with no steps). Sparse lists
+  // split too (q_block 128 by list position; pairs of unequal lists give part 0 the whole tile).
+  setenv("SPARVAR_BSA_SPLIT", "on", 1);
+  for (const char* ctas : {"3", "5", ""}) {
+    if (*ctas) setenv("SPARVAR_ATTN_MAX_CTAS", ctas, 1);
+    else unsetenv("SPARVAR_ATTN_MAX_CTAS");
+    std::printf("  (split tail forced, grid capped at %s CTAs)\n", *ctas ? ctas : "no");
+    for (const Case& c : cases)
+      for (int kernel : {BSA_KERNEL_SHARED, BSA_KERNEL_AUTO})
+        if (chosen(kernel)) run_case(c, kernel, rng);
+    if (chosen(BSA_KERNEL_SHARED)) repeated_launches_on_two_streams(rng, BSA_KERNEL_SHARED);
+  }
+  unsetenv("SPARVAR_BSA_SPLIT");
   return sparvar::test::finish("test_block_sparse_cuda");
 }
