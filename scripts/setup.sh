@@ -6,7 +6,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev libspng-dev libzip-dev
   libopenblas-dev libgtest-dev libsentencepiece-dev
   clang libclang-rt-14-dev
-  python3-torch python3-numpy python3-pytest
+  python3-torch python3-numpy python3-pytest python3-pil
 )
 missing=()
 for p in "${packages[@]}"; do
