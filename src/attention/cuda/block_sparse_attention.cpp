@@ -21,8 +21,12 @@ void check_cuda(cudaError_t status, const char* what) {
 bool is_block_size(int b) { return b == 64 || b == 128; }
 
 // Whether a pattern lists at least 90% of all blocks (nnz known: the caller passed it; 0 for device-built patterns).
+long long pattern_rows(const BlockSparseAttentionArgs& a) {
+  return static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
+}
+
 bool near_dense(const BlockSparseAttentionArgs& a) {
-  const long long rows = static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
+  const long long rows = pattern_rows(a);
   return a.nnz > 0 && 10ll * a.nnz >= 9ll * rows * (a.nk / a.k_block);
 }
 
@@ -31,8 +35,7 @@ bool near_dense(const BlockSparseAttentionArgs& a) {
 // query blocks over 64-token key blocks (AUTO does: v5's plain walk instead of planning pairs of lists, the same
 // work; H100 session 14).
 bool fully_dense(const BlockSparseAttentionArgs& a) {
-  const long long rows = static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
-  return a.nnz > 0 && a.nnz == rows * (a.nk / a.k_block);
+  return a.nnz > 0 && a.nnz == pattern_rows(a) * (a.nk / a.k_block);
 }
 
 // What AUTO runs without block_mass (H100 measurements, bench/attention_results.md):
@@ -70,8 +73,7 @@ void set_split_tail(const BlockSparseAttentionArgs& a, attention_cuda::LaunchSha
   shape.split_always = mode == "on";
   shape.split_never = mode == "off";
   if (!near_dense(a)) return;
-  const long long rows = static_cast<long long>(a.pattern_heads) * (a.nq / a.q_block);
-  const long long keys_per_row = static_cast<long long>(a.nnz) * a.k_block / rows;
+  const long long keys_per_row = static_cast<long long>(a.nnz) * a.k_block / pattern_rows(a);
   shape.uniform_steps = static_cast<int>((keys_per_row + 127) / 128);
 }
 

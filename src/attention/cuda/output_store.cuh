@@ -29,25 +29,16 @@ __device__ __forceinline__ Element* output_row(const KernelParams& p, int bh, in
 template <int D, class Frag>
 __device__ __forceinline__ void store_out_tile(const KernelParams& p, int bh, int qtile, const Frag& out, int tid) {
   const int warp = tid / 32, lane = tid % 32;
-  const int b = bh / p.heads, h = bh % p.heads;
   CUTE_UNROLL
   for (int r = 0; r < 2; ++r) {
-    const int slot = qtile * kTileM + 16 * warp + lane / 4 + 8 * r;
-    long long base;
-    bool write = true;  // false: a padding slot of out_rows (its lanes still take part in the shuffles)
-    if (p.out_rows) {
-      const int token = p.out_rows[slot];
-      write = token >= 0 && token < p.out_tokens;
-      base = ((static_cast<long long>(b) * p.out_tokens + (write ? token : 0)) * p.heads + h) * D;
-    } else {
-      base = (static_cast<long long>(bh) * p.nq + slot) * D;
-    }
+    // null: a padding slot of out_rows (its lanes still take part in the shuffles)
+    Element* row = output_row<D>(p, bh, qtile * kTileM + 16 * warp + lane / 4 + 8 * r);
+    const bool write = row != nullptr;
     // A quad holds a row; thread q has columns 8j + 2q, +1 for every j. Transposed within the quad (two shuffle
     // rounds per 4 j), thread q gets columns 8(4k + q) .. +7: one 16-byte store instead of four 4-byte ones.
     // H100 (session 11): -11% time at 5% density, -5% at 10%, bit-identical outputs; 4-byte stores cost 20% there.
     const int q = lane % 4;
     const bool hi = q & 2, odd = q & 1;
-    Element* row = reinterpret_cast<Element*>(p.out) + base;
     CUTE_UNROLL
     for (int k = 0; k < D / 32; ++k) {
       uint32_t a[4];  // a[i]: columns 8(4k + i) + 2q, +1
